@@ -1,0 +1,26 @@
+# pbm_feature_option(NAME DOC DEFAULT): a tri-state AUTO/ON/OFF cache option.
+function(pbm_feature_option name doc default)
+  set(${name} "${default}" CACHE STRING "${doc} (AUTO, ON or OFF)")
+  set_property(CACHE ${name} PROPERTY STRINGS AUTO ON OFF)
+  string(TOUPPER "${${name}}" value)
+  if(NOT value MATCHES "^(AUTO|ON|OFF)$")
+    message(FATAL_ERROR "${name} must be AUTO, ON or OFF, not '${${name}}'")
+  endif()
+endfunction()
+
+# pbm_feature_resolve(NAME FOUND): turns the tri-state into PBM_HAVE_<feature> (parent scope),
+# failing the configure when the feature is ON but its dependency was not found.
+function(pbm_feature_resolve name found)
+  string(TOUPPER "${${name}}" value)
+  string(REPLACE "PBM_WITH_" "PBM_HAVE_" have "${name}")
+  if(value STREQUAL "OFF")
+    set(${have} OFF PARENT_SCOPE)
+  elseif(found)
+    set(${have} ON PARENT_SCOPE)
+  elseif(value STREQUAL "ON")
+    message(FATAL_ERROR "${name}=ON but its dependency was not found")
+  else()
+    message(STATUS "${name}=AUTO: dependency not found, feature disabled")
+    set(${have} OFF PARENT_SCOPE)
+  endif()
+endfunction()

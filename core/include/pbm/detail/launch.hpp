@@ -1,0 +1,47 @@
+// Plain data shared by host-launched kernels and the host: where a launch reports its result
+// (pinned mapped host memory, read by the host without a memcpy or sync), the per-launch
+// coordination cell its blocks share (device memory), and the stats snapshot.
+#pragma once
+
+#include <cstdint>
+
+namespace pbm::detail {
+
+/// In pinned, mapped host memory. The kernel's last block writes count and error, then `done`
+/// (= the launch's generation) after a system-wide fence: done == generation means count is final.
+struct alignas(64) ResultSlot {
+  std::uint64_t count;
+  std::uint32_t error;  // DeviceError
+  std::uint32_t reserved;
+  std::uint64_t done;
+  std::uint8_t pad[64 - 24];
+};
+
+/// In device memory, one per ResultSlot. The first block to arrive makes the launch's single
+/// reservation or claim and publishes it here; the last block to finish resets the cell.
+/// A slot (and so its cell) is reused only after the host saw `done`, so launches never share one.
+struct alignas(64) LaunchCell {
+  unsigned int arrived;
+  unsigned int finished;
+  unsigned int ready;
+  std::uint32_t error;
+  unsigned long long base;
+  unsigned long long count;
+  std::uint8_t pad[64 - 32];
+};
+
+/// In pinned, mapped host memory, one per mailbox: written by the last block of every
+/// host-launched push/pop. Fields are each exact at the time they were written; concurrent launches
+/// may interleave their writes, so readers merge monotonic fields by max.
+struct alignas(64) StatsSnapshot {
+  std::uint64_t reserve;
+  std::uint64_t consume;
+  std::uint64_t release;
+  std::uint64_t dropped;
+  std::uint64_t pop_calls;
+  std::uint64_t initial_position;
+  std::uint32_t error;   // last DeviceError seen by a launch
+  std::uint32_t reserved;
+};
+
+}  // namespace pbm::detail

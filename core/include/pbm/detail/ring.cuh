@@ -1,0 +1,235 @@
+// The ring algorithm, written once for host and device.
+//
+// Compiled by nvcc for the device, it serves the kernels; compiled by a host compiler it runs
+// under std::thread in the CPU test suite, so the same code is tested on every CI run.
+//
+// Protocol (positions are 64-bit, compared only for equality or by difference, so they may
+// wrap past 2^64):
+//  * Producer: take k <= n slots from `free_slots` (fetch_sub; give back what was over), then
+//    `reserve.fetch_add(k)` gives the base position. free_slots guarantees every position handed out
+//    has a slot whose previous record was fully read. Write the records, then store seq = p + 1
+//    (release) per slot: per-slot commit, so producers never wait for each other.
+//    Records that found no slot are dropped and counted; nothing is overwritten.
+//  * Consumer: read `consume`, count the longest prefix of committed slots (seq == p + 1, acquire)
+//    up to max, claim it with one CAS on `consume`, copy, then release in claim order
+//    (wait until `release` == own base, store base + k, give the slots back to free_slots).
+//    In-order release is what makes free_slots a sound count of reusable slots.
+#pragma once
+
+#include <pbm/detail/config.hpp>
+#include <pbm/detail/layout.hpp>
+
+#include <cuda/atomic>
+#include <cuda/std/cstdint>
+#include <vector_types.h>
+
+#if !PBM_DEVICE_CODE
+#include <thread>
+#endif
+
+namespace pbm::detail {
+
+using cuda::std::int64_t;
+using cuda::std::uint32_t;
+using cuda::std::uint64_t;
+
+template <class T>
+using atomic_ref = cuda::atomic_ref<T, cuda::thread_scope_device>;
+
+inline constexpr auto relaxed = cuda::std::memory_order_relaxed;
+inline constexpr auto acquire = cuda::std::memory_order_acquire;
+inline constexpr auto release_order = cuda::std::memory_order_release;
+inline constexpr auto acq_rel = cuda::std::memory_order_acq_rel;
+
+/// Back off while waiting for another agent (another block or thread) to make progress.
+PBM_HD inline void backoff() noexcept {
+#if PBM_DEVICE_CODE
+  __nanosleep(64);
+#else
+  std::this_thread::yield();
+#endif
+}
+
+/// A view of one mailbox's memory: everything the algorithm touches. Trivially copyable.
+struct RingView {
+  RingHeader* header;
+  uint64_t* seq;          // capacity sequence words, right after the header
+  unsigned char* payload; // capacity * stride bytes
+  uint64_t capacity;
+  uint32_t stride;
+  uint64_t origin;  // the header's initial_position: slots are counted from it
+
+  /// Slot of a position. Counted from the origin so that a capacity that is not a power of two
+  /// still maps p and p + capacity to one slot when positions wrap past 2^64.
+  PBM_HD uint64_t slot_of(uint64_t position) const noexcept { return (position - origin) % capacity; }
+  PBM_HD unsigned char* record(uint64_t slot) const noexcept { return payload + slot * stride; }
+};
+
+/// Initialises a header in (host-accessible) memory: positions start at v.origin.
+/// Not thread-safe; nothing may use the ring concurrently.
+PBM_HD inline void initialize(RingView v) noexcept {
+  uint64_t const initial_position = v.origin;
+  RingHeader& h = *v.header;
+  unsigned char* bytes = reinterpret_cast<unsigned char*>(&h);
+  for (unsigned i = 0; i < sizeof(RingHeader); ++i) bytes[i] = 0;
+  h.magic = kMagic;
+  h.version = kLayoutVersion;
+  h.stride = v.stride;
+  h.capacity = v.capacity;
+  h.initial_position = initial_position;
+  h.reserve = initial_position;
+  h.free_slots = static_cast<int64_t>(v.capacity);
+  h.consume = initial_position;
+  h.release = initial_position;
+  // Slot i first holds position initial + i' (i' = first position mapping to slot i): "free".
+  for (uint64_t p = initial_position, i = 0; i < v.capacity; ++i, ++p) v.seq[v.slot_of(p)] = p;
+}
+
+/// Validates the header against the caller's expectations (DeviceError::none when all is well).
+PBM_HD inline DeviceError validate(RingHeader const& h, uint32_t expected_stride, uint64_t expected_capacity,
+                                   uint64_t expected_origin = 0) noexcept {
+  if (h.magic != kMagic) return DeviceError::bad_magic;
+  if (h.version != kLayoutVersion) return DeviceError::bad_version;
+  if (h.stride == 0 || h.stride % kStrideAlignment != 0 || h.stride > kMaxStride ||
+      h.capacity == 0 || h.capacity > kMaxCapacity)
+    return DeviceError::bad_geometry;
+  if (h.stride != expected_stride) return DeviceError::stride_mismatch;
+  if (expected_capacity != 0 && h.capacity != expected_capacity) return DeviceError::bad_geometry;
+  if (h.initial_position != expected_origin) return DeviceError::bad_geometry;
+  return DeviceError::none;
+}
+
+// ---------------------------------------------------------------- producer side
+
+/// Takes up to n slots; returns how many (0..n) and their first position in *base.
+/// The n - k records that got no slot are counted as dropped.
+PBM_HD inline uint64_t reserve(RingView v, uint64_t n, uint64_t* base) noexcept {
+  if (n == 0) return 0;
+  atomic_ref<int64_t> free_slots(v.header->free_slots);
+  int64_t const want = static_cast<int64_t>(n);
+  // acq_rel: pairs with consumers' release of free_slots, so our writes land after their reads.
+  int64_t const before = free_slots.fetch_sub(want, acq_rel);
+  int64_t got = before < 0 ? 0 : (before < want ? before : want);
+  if (got < want) free_slots.fetch_add(want - got, relaxed);  // give back what we could not take
+  if (got < want) atomic_ref<uint64_t>(v.header->dropped).fetch_add(static_cast<uint64_t>(want - got), relaxed);
+  if (got == 0) return 0;
+  // acq_rel: the slot behind our position may have been freed by a release that a producer
+  // reserving before us (in `reserve` order) observed; the RMW chain carries that ordering to us.
+  *base = atomic_ref<uint64_t>(v.header->reserve).fetch_add(static_cast<uint64_t>(got), acq_rel);
+  return static_cast<uint64_t>(got);
+}
+
+/// Publishes the record at `position` (its bytes must already be written by this thread, or be
+/// ordered before this call by a fence and barrier).
+PBM_HD inline void commit(RingView v, uint64_t position) noexcept {
+  atomic_ref<uint64_t>(v.seq[v.slot_of(position)]).store(position + 1, release_order);
+}
+
+/// Copies one record of v.stride bytes in 4-byte words (16 when both sides are 16-byte aligned).
+PBM_HD inline void copy_record(unsigned char* dst, unsigned char const* src, uint32_t stride) noexcept {
+  auto const both = reinterpret_cast<cuda::std::uintptr_t>(dst) | reinterpret_cast<cuda::std::uintptr_t>(src);
+  if ((both % 16) == 0 && stride % 16 == 0) {
+    auto* d = reinterpret_cast<uint4*>(dst);
+    auto const* s = reinterpret_cast<uint4 const*>(src);
+    for (uint32_t i = 0; i < stride / 16; ++i) d[i] = s[i];
+  } else {
+    auto* d = reinterpret_cast<uint32_t*>(dst);
+    auto const* s = reinterpret_cast<uint32_t const*>(src);
+    for (uint32_t i = 0; i < stride / 4; ++i) d[i] = s[i];
+  }
+}
+
+/// One thread pushes one record. Returns false (and counts a drop) when the mailbox is full.
+PBM_HD inline bool try_push(RingView v, void const* rec) noexcept {
+  uint64_t base = 0;
+  if (reserve(v, 1, &base) == 0) return false;
+  copy_record(v.record(v.slot_of(base)), static_cast<unsigned char const*>(rec), v.stride);
+  commit(v, base);
+  return true;
+}
+
+/// One thread pushes n consecutive records (one reservation). Returns how many went in, in order;
+/// the rest are dropped and counted.
+PBM_HD inline uint64_t push_n(RingView v, void const* recs, uint64_t n) noexcept {
+  uint64_t base = 0;
+  uint64_t const k = reserve(v, n, &base);
+  auto const* src = static_cast<unsigned char const*>(recs);
+  for (uint64_t i = 0; i < k; ++i)
+    copy_record(v.record(v.slot_of(base + i)), src + i * v.stride, v.stride);
+  for (uint64_t i = 0; i < k; ++i) commit(v, base + i);
+  return k;
+}
+
+// ---------------------------------------------------------------- consumer side
+
+/// True when the record at `position` is committed (acquire: its bytes are visible).
+PBM_HD inline bool is_committed(RingView v, uint64_t position) noexcept {
+  return atomic_ref<uint64_t>(v.seq[v.slot_of(position)]).load(acquire) == position + 1;
+}
+
+/// Length of the run of committed records starting at `from`, at most `max`.
+PBM_HD inline uint64_t committed_prefix(RingView v, uint64_t from, uint64_t max) noexcept {
+  uint64_t k = 0;
+  while (k < max && is_committed(v, from + k)) ++k;
+  return k;
+}
+
+/// Claims [from, from + k) by moving `consume` from `from`; false when another consumer moved it.
+PBM_HD inline bool try_claim(RingView v, uint64_t from, uint64_t k) noexcept {
+  uint64_t expected = from;
+  return atomic_ref<uint64_t>(v.header->consume).compare_exchange_strong(expected, from + k, acq_rel, relaxed);
+}
+
+/// Claims the longest committed prefix (up to max, and never more than capacity) for this
+/// consumer. Returns its length; *base receives its first position.
+PBM_HD inline uint64_t claim(RingView v, uint64_t max, uint64_t* base) noexcept {
+  if (max > v.capacity) max = v.capacity;
+  atomic_ref<uint64_t> consume(v.header->consume);
+  for (;;) {
+    uint64_t const from = consume.load(acquire);
+    uint64_t const k = committed_prefix(v, from, max);
+    if (k == 0) {
+      if (consume.load(acquire) == from) return 0;  // really empty at this instant
+      continue;
+    }
+    if (try_claim(v, from, k)) {
+      *base = from;
+      return k;
+    }
+  }
+}
+
+/// Gives the claimed slots back, in claim order: waits for earlier claims to be released first.
+/// The earlier claimers have already claimed, so they are running and will get here.
+PBM_HD inline void release_in_order(RingView v, uint64_t base, uint64_t k) noexcept {
+  atomic_ref<uint64_t> rel(v.header->release);
+  while (rel.load(acquire) != base) backoff();
+  rel.store(base + k, release_order);
+  atomic_ref<int64_t>(v.header->free_slots).fetch_add(static_cast<int64_t>(k), release_order);
+  atomic_ref<uint64_t>(v.header->pop_calls).fetch_add(1, relaxed);
+}
+
+/// One thread pops up to max records into dst, FIFO. Returns how many.
+PBM_HD inline uint64_t pop_bulk(RingView v, void* dst, uint64_t max) noexcept {
+  uint64_t base = 0;
+  uint64_t const k = claim(v, max, &base);
+  auto* out = static_cast<unsigned char*>(dst);
+  for (uint64_t i = 0; i < k; ++i) copy_record(out + i * v.stride, v.record(v.slot_of(base + i)), v.stride);
+  if (k != 0) release_in_order(v, base, k);
+  return k;
+}
+
+// ---------------------------------------------------------------- observation
+
+/// Positions and counters read with relaxed loads: each field exact, fields not mutually atomic.
+struct Counters {
+  uint64_t reserve, consume, release, dropped, pop_calls;
+};
+
+PBM_HD inline Counters read_counters(RingHeader& h) noexcept {
+  return Counters{atomic_ref<uint64_t>(h.reserve).load(relaxed), atomic_ref<uint64_t>(h.consume).load(relaxed),
+                  atomic_ref<uint64_t>(h.release).load(relaxed), atomic_ref<uint64_t>(h.dropped).load(relaxed),
+                  atomic_ref<uint64_t>(h.pop_calls).load(relaxed)};
+}
+
+}  // namespace pbm::detail

@@ -1,0 +1,167 @@
+// pbm::Mailbox: the owning host object. A device-resident ring buffer of fixed-stride records.
+//
+// Every operation takes the stream it runs on and says whether it synchronises. push and
+// pop_bulk_async never do: no memcpy, no stream/device/event synchronisation; each is one kernel
+// launch (plus one event record for pops). The popped count reaches the host through pinned mapped
+// memory written by the pop kernel itself.
+//
+// Thread-safety: push, pop_bulk_async, pop_bulk, stats and ref may be called concurrently from
+// any threads, on any streams of the mailbox's device. Construction, move and destruction must
+// not race with other calls; destroying a mailbox while its kernels are in flight is a bug
+// (the destructor frees device memory; cudaFree waits for the device).
+#pragma once
+
+#include <pbm/error.hpp>
+#include <pbm/mailbox_ref.cuh>
+#include <pbm/stream.hpp>
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pbm {
+
+namespace detail {
+class CompletionPool;
+struct Completion;
+struct LaunchAccess;
+struct StatsSnapshot;
+struct MonotonicStats;
+}  // namespace detail
+
+/// Counters and positions of a mailbox, from the stats snapshot in mapped host memory.
+struct Stats {
+  std::uint64_t pushed = 0;     // records that went in (reserved) since initialisation
+  std::uint64_t popped = 0;     // records fully popped (slots released)
+  std::uint64_t dropped = 0;    // records refused because the mailbox was full
+  std::uint64_t pop_calls = 0;  // non-empty pops
+  std::uint64_t occupancy = 0;  // pushed - popped: records in the mailbox or being popped
+  std::uint64_t capacity = 0;
+  std::uint32_t stride = 0;
+};
+
+/// How PopHandle::wait and PushHandle::wait wait for the kernel.
+enum class WaitMode : std::uint8_t {
+  spin,             // poll the mapped result: lowest latency, burns a CPU core
+  block,            // cudaEventSynchronize: sleeps (an expected sync, marked as pbm's own)
+  spin_then_block,  // poll for WaitPolicy::spin_ns, then block (default)
+};
+
+struct WaitPolicy {
+  WaitMode mode = WaitMode::spin_then_block;
+  std::uint64_t spin_ns = 200'000;
+};
+
+/// The result of one host-launched push or pop. Move-only. ready() and count() read pinned mapped
+/// memory (no CUDA call at all); wait() waits as the policy says. The event recorded after the
+/// kernel is available for cross-stream handoff (wait_on).
+class OpHandle {
+ public:
+  OpHandle() = default;
+  ~OpHandle();
+  OpHandle(OpHandle&&) noexcept;
+  OpHandle& operator=(OpHandle&&) noexcept;
+  OpHandle(OpHandle const&) = delete;
+  OpHandle& operator=(OpHandle const&) = delete;
+
+  /// True once the kernel has published its count. Never synchronises; no CUDA call.
+  bool ready() const;
+  /// Waits for the kernel (see WaitPolicy) and returns the count of records pushed/popped.
+  /// Throws pbm::header_error when the device found the mailbox header invalid.
+  /// Synchronises with this operation only (an expected wait).
+  std::uint64_t wait(WaitPolicy policy = {}) const;
+  /// Makes `stream` wait for the operation (cudaStreamWaitEvent). Does not synchronise the host.
+  void wait_on(cudaStream_t stream) const;
+  /// The event recorded after the kernel.
+  cudaEvent_t event() const noexcept;
+  /// How many records were asked for (n for a push, max_records for a pop).
+  std::uint64_t requested() const noexcept { return requested_; }
+  bool valid() const noexcept { return completion_ != nullptr; }
+
+ private:
+  friend class Mailbox;
+  friend struct detail::LaunchAccess;
+  OpHandle(std::shared_ptr<detail::CompletionPool> pool, detail::Completion* completion, std::uint64_t generation,
+           std::uint64_t requested) noexcept;
+  void check_valid() const;
+
+  std::shared_ptr<detail::CompletionPool> pool_;
+  detail::Completion* completion_ = nullptr;
+  std::uint64_t generation_ = 0;
+  std::uint64_t requested_ = 0;
+};
+
+using PopHandle = OpHandle;
+using PushHandle = OpHandle;
+
+class Mailbox {
+ public:
+  /// Allocates and initialises a mailbox of `capacity_records` records of `record_stride` bytes
+  /// on `device` (-1: the current device). Throws std::invalid_argument for a zero or too-large
+  /// capacity, a stride that is zero, not a multiple of 4 or too large, or a missing device.
+  /// Synchronises: allocation and initialisation finish before it returns.
+  Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device = -1,
+          std::string name = "mailbox");
+  /// Frees the device memory (cudaFree waits for the device). Never throws.
+  ~Mailbox();
+  Mailbox(Mailbox&&) noexcept;
+  Mailbox& operator=(Mailbox&&) noexcept;
+  Mailbox(Mailbox const&) = delete;
+  Mailbox& operator=(Mailbox const&) = delete;
+
+  /// The device handle for kernels (pbm/device.cuh). Valid while the mailbox lives.
+  MailboxRef ref() const noexcept { return ref_; }
+
+  /// Pushes n records (n × stride bytes of device memory at `records`, on this device, 4-byte
+  /// aligned) in order with one reservation; what does not fit is dropped and counted.
+  /// One kernel launch on `stream`. Does not synchronise. The handle gives the count pushed.
+  PushHandle push(void const* records, std::uint64_t n, cudaStream_t stream);
+
+  /// Pops up to max_records records (the longest committed FIFO prefix) into `dst` (device memory
+  /// of at least max_records × stride bytes on this device, 4-byte aligned). One kernel launch and
+  /// one event record on `stream`. Does not synchronise; the handle gives the count.
+  PopHandle pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream);
+
+  /// pop_bulk_async + wait. Synchronises with this pop only (an expected wait).
+  std::uint64_t pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy = {});
+
+  /// Counters from the snapshot the last host-launched push/pop left in mapped host memory.
+  /// No CUDA call, no memcpy, no sync. Activity by user kernels shows after the next host-launched
+  /// operation or refresh_stats().
+  Stats stats() const;
+
+  /// Launches a one-thread kernel on `stream` that refreshes the stats snapshot. Does not synchronise.
+  void refresh_stats(cudaStream_t stream);
+
+  std::uint64_t capacity() const noexcept { return ref_.capacity(); }
+  std::uint32_t stride() const noexcept { return ref_.stride(); }
+  int device() const noexcept { return device_; }
+  std::string const& name() const noexcept { return name_; }
+
+  /// For tests: positions start at `initial_position` (e.g. near 2^32 or 2^64) instead of 0.
+  Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device, std::string name,
+          std::uint64_t initial_position);
+
+ private:
+  void release() noexcept;
+  void check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream, char const* what) const;
+
+  MailboxRef ref_{};
+  void* header_ = nullptr;
+  void* payload_ = nullptr;
+  detail::StatsSnapshot* snapshot_host_ = nullptr;
+  detail::StatsSnapshot* snapshot_device_ = nullptr;
+  std::shared_ptr<detail::CompletionPool> pool_;
+  std::unique_ptr<detail::MonotonicStats> monotonic_;
+  int device_ = -1;
+  int multiprocessors_ = 1;
+  std::string name_;
+};
+
+/// Checks capacity and stride as the constructor does; throws std::invalid_argument naming the
+/// bad value. Exposed for bindings that allocate their own memory.
+void validate_geometry(std::uint64_t capacity_records, std::uint32_t record_stride);
+
+}  // namespace pbm

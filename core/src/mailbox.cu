@@ -1,0 +1,309 @@
+#include "pointer.hpp"
+
+#include <pbm/detail/completion.hpp>
+#include <pbm/detail/kernels.cuh>
+#include <pbm/error.hpp>
+#include <pbm/expected.hpp>
+#include <pbm/mailbox.hpp>
+#include <pbm/nvtx.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+namespace pbm {
+
+namespace detail {
+
+/// Max-merged counters: snapshots written by concurrent launches may interleave, stats never go back.
+struct MonotonicStats {
+  std::mutex mutex;
+  Stats last{};
+};
+
+struct LaunchAccess {
+  static OpHandle make(std::shared_ptr<CompletionPool> pool, Completion* c, std::uint64_t requested) {
+    return OpHandle(std::move(pool), c, c->generation, requested);
+  }
+};
+
+namespace {
+constexpr unsigned kThreads = 256;
+constexpr std::uint64_t kBytesPerBlock = 64 * 1024;
+
+unsigned grid_for(std::uint64_t bytes, int multiprocessors) {
+  std::uint64_t const blocks = (bytes + kBytesPerBlock - 1) / kBytesPerBlock;
+  std::uint64_t const most = 4ull * static_cast<std::uint64_t>(std::max(multiprocessors, 1));
+  return static_cast<unsigned>(std::clamp<std::uint64_t>(blocks, 1, most));
+}
+
+/// Launch failures leave the completion unused; the caller's handle never sees it.
+struct CompletionLease {
+  std::shared_ptr<CompletionPool> pool;
+  Completion* c;
+  bool launched = false;
+  ~CompletionLease() {
+    if (!launched) pool->release_unlaunched(c);
+  }
+};
+}  // namespace
+}  // namespace detail
+
+void validate_geometry(std::uint64_t capacity, std::uint32_t stride) {
+  PBM_EXPECTS(capacity > 0, "capacity must be at least 1 record, got 0");
+  PBM_EXPECTS(capacity <= kMaxCapacity, "capacity " + std::to_string(capacity) + " exceeds the maximum of " +
+                                            std::to_string(kMaxCapacity) + " records");
+  PBM_EXPECTS(stride > 0, "record stride must be positive, got 0");
+  PBM_EXPECTS(stride % kStrideAlignment == 0,
+              "record stride must be a multiple of 4 bytes, got " + std::to_string(stride));
+  PBM_EXPECTS(stride <= kMaxStride, "record stride " + std::to_string(stride) + " exceeds the maximum of " +
+                                        std::to_string(kMaxStride) + " bytes");
+  PBM_EXPECTS(capacity * stride <= kMaxPayloadBytes,
+              "capacity × stride = " + std::to_string(capacity * stride) + " bytes exceeds the maximum of " +
+                  std::to_string(kMaxPayloadBytes) + " bytes");
+}
+
+// ---------------------------------------------------------------- OpHandle
+
+OpHandle::OpHandle(std::shared_ptr<detail::CompletionPool> pool, detail::Completion* completion,
+                   std::uint64_t generation, std::uint64_t requested) noexcept
+    : pool_(std::move(pool)), completion_(completion), generation_(generation), requested_(requested) {}
+
+OpHandle::~OpHandle() {
+  if (completion_ != nullptr) pool_->release(completion_);
+}
+
+OpHandle::OpHandle(OpHandle&& other) noexcept
+    : pool_(std::move(other.pool_)),
+      completion_(std::exchange(other.completion_, nullptr)),
+      generation_(other.generation_),
+      requested_(other.requested_) {}
+
+OpHandle& OpHandle::operator=(OpHandle&& other) noexcept {
+  if (this != &other) {
+    if (completion_ != nullptr) pool_->release(completion_);
+    pool_ = std::move(other.pool_);
+    completion_ = std::exchange(other.completion_, nullptr);
+    generation_ = other.generation_;
+    requested_ = other.requested_;
+  }
+  return *this;
+}
+
+void OpHandle::check_valid() const {
+  if (completion_ == nullptr) throw std::logic_error("pbm: empty or moved-from OpHandle");
+}
+
+bool OpHandle::ready() const {
+  check_valid();
+  return completion_->done(generation_);
+}
+
+cudaEvent_t OpHandle::event() const noexcept { return completion_ != nullptr ? completion_->event : nullptr; }
+
+void OpHandle::wait_on(cudaStream_t stream) const {
+  check_valid();
+  PBM_CUDA_TRY(cudaStreamWaitEvent(stream, completion_->event, 0));
+}
+
+std::uint64_t OpHandle::wait(WaitPolicy policy) const {
+  check_valid();
+  if (!completion_->done(generation_)) {
+    PBM_NVTX_RANGE(wait, wait);
+    if (policy.mode != WaitMode::block) {
+      auto const start = std::chrono::steady_clock::now();
+      auto const limit = std::chrono::nanoseconds(policy.spin_ns);
+      for (unsigned i = 1; !completion_->done(generation_); ++i) {
+        if (policy.mode == WaitMode::spin_then_block && i % 64 == 0 &&
+            std::chrono::steady_clock::now() - start > limit)
+          break;
+      }
+    }
+    if (!completion_->done(generation_)) {
+      ExpectedSyncScope expected;  // pbm's own wait: telemetry counts it as expected
+      PBM_CUDA_TRY(cudaEventSynchronize(completion_->event));
+      if (!completion_->done(generation_)) {
+        cudaError_t const err = cudaGetLastError();
+        throw std::runtime_error(std::string("pbm: the kernel of this operation did not complete (") +
+                                 cudaGetErrorName(err) + ")");
+      }
+    }
+  }
+  auto const* slot = static_cast<detail::ResultSlot const volatile*>(completion_->host);
+  auto const error = static_cast<DeviceError>(slot->error);
+  if (error != DeviceError::none) throw header_error(std::string("pbm: mailbox header invalid: ") + to_string(error));
+  return slot->count;
+}
+
+// ---------------------------------------------------------------- Mailbox
+
+Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::string name)
+    : Mailbox(capacity, stride, device, std::move(name), 0) {}
+
+Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::string name,
+                 std::uint64_t initial_position)
+    : monotonic_(std::make_unique<detail::MonotonicStats>()), name_(std::move(name)) {
+  PBM_NVTX_RANGE(alloc, construct);
+  validate_geometry(capacity, stride);
+  int count = 0;
+  PBM_CUDA_TRY(cudaGetDeviceCount(&count));
+  device_ = device < 0 ? current_device() : device;
+  PBM_EXPECTS(device_ < count, "no CUDA device " + std::to_string(device_) + " (" + std::to_string(count) +
+                                   " visible)");
+  DeviceGuard guard(device_);
+  try {
+    PBM_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
+    PBM_CUDA_TRY(cudaMalloc(&header_, header_bytes(capacity)));
+    PBM_CUDA_TRY(cudaMalloc(&payload_, capacity * stride));
+    PBM_CUDA_TRY(cudaHostAlloc(reinterpret_cast<void**>(&snapshot_host_), sizeof(detail::StatsSnapshot),
+                               cudaHostAllocMapped | cudaHostAllocPortable));
+    std::memset(static_cast<void*>(snapshot_host_), 0, sizeof(detail::StatsSnapshot));
+    PBM_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&snapshot_device_), snapshot_host_, 0));
+    ref_ = MailboxRef(header_, payload_, capacity, stride, initial_position);
+    pool_ = std::make_shared<detail::CompletionPool>(device_);
+
+    cudaStream_t stream = nullptr;
+    PBM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    unsigned const blocks = static_cast<unsigned>(std::clamp<std::uint64_t>((capacity + 255) / 256, 1, 1024));
+    detail::init_kernel<<<blocks, 256, 0, stream>>>(ref_);
+    cudaError_t launched = cudaGetLastError();
+    if (launched == cudaSuccess) {
+      detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, snapshot_device_);
+      launched = cudaGetLastError();
+    }
+    cudaError_t synced = cudaSuccess;
+    {
+      ExpectedSyncScope expected;  // construction is documented to synchronise
+      synced = cudaStreamSynchronize(stream);
+    }
+    PBM_CUDA_TRY_NOEXCEPT(cudaStreamDestroy(stream));
+    PBM_CUDA_TRY(launched);
+    PBM_CUDA_TRY(synced);
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+void Mailbox::release() noexcept {
+  if (header_ == nullptr && payload_ == nullptr && snapshot_host_ == nullptr && !pool_) return;
+  DeviceGuard* guard = nullptr;
+  try {
+    guard = new DeviceGuard(device_);
+  } catch (...) {
+  }
+  if (header_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(header_));
+  if (payload_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(payload_));
+  if (snapshot_host_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(snapshot_host_));
+  header_ = payload_ = nullptr;
+  snapshot_host_ = snapshot_device_ = nullptr;
+  pool_.reset();  // handles still alive keep the pool (and their result slots) alive
+  ref_ = MailboxRef{};
+  delete guard;
+}
+
+Mailbox::~Mailbox() { release(); }
+
+Mailbox::Mailbox(Mailbox&& other) noexcept
+    : ref_(std::exchange(other.ref_, MailboxRef{})),
+      header_(std::exchange(other.header_, nullptr)),
+      payload_(std::exchange(other.payload_, nullptr)),
+      snapshot_host_(std::exchange(other.snapshot_host_, nullptr)),
+      snapshot_device_(std::exchange(other.snapshot_device_, nullptr)),
+      pool_(std::move(other.pool_)),
+      monotonic_(std::move(other.monotonic_)),
+      device_(other.device_),
+      multiprocessors_(other.multiprocessors_),
+      name_(std::move(other.name_)) {}
+
+Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
+  if (this != &other) {
+    release();
+    ref_ = std::exchange(other.ref_, MailboxRef{});
+    header_ = std::exchange(other.header_, nullptr);
+    payload_ = std::exchange(other.payload_, nullptr);
+    snapshot_host_ = std::exchange(other.snapshot_host_, nullptr);
+    snapshot_device_ = std::exchange(other.snapshot_device_, nullptr);
+    pool_ = std::move(other.pool_);
+    monotonic_ = std::move(other.monotonic_);
+    device_ = other.device_;
+    multiprocessors_ = other.multiprocessors_;
+    name_ = std::move(other.name_);
+  }
+  return *this;
+}
+
+void Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
+                                       char const* what) const {
+  PBM_EXPECTS(header_ != nullptr, "use of a moved-from Mailbox");
+  PBM_EXPECTS(records <= kMaxCapacity * 64, std::string("record count ") + std::to_string(records) +
+                                                " for " + what + " is absurd");
+  detail::check_stream_device(stream, device_);
+  detail::check_device_buffer(ptr, records * stride(), device_, what);
+}
+
+PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stream) {
+  PBM_NVTX_RANGE(push, push);
+  DeviceGuard guard(device_);
+  check_stream_and_pointer(records, n, stream, "push source");
+  detail::CompletionLease lease{pool_, pool_->acquire()};
+  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, snapshot_device_, nullptr};
+  detail::push_kernel<<<detail::grid_for(n * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
+      ref_, static_cast<unsigned char const*>(records), n, target);
+  PBM_CUDA_TRY(cudaGetLastError());
+  PBM_CUDA_TRY(cudaEventRecord(lease.c->event, stream));
+  lease.launched = true;
+  return detail::LaunchAccess::make(pool_, lease.c, n);
+}
+
+PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream) {
+  PBM_NVTX_RANGE(pop, pop_bulk_async);
+  DeviceGuard guard(device_);
+  check_stream_and_pointer(dst, max_records, stream, "pop destination");
+  detail::CompletionLease lease{pool_, pool_->acquire()};
+  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, snapshot_device_, nullptr};
+  detail::pop_kernel<<<detail::grid_for(max_records * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
+      ref_, static_cast<unsigned char*>(dst), max_records, target);
+  PBM_CUDA_TRY(cudaGetLastError());
+  PBM_CUDA_TRY(cudaEventRecord(lease.c->event, stream));
+  lease.launched = true;
+  return detail::LaunchAccess::make(pool_, lease.c, max_records);
+}
+
+std::uint64_t Mailbox::pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy) {
+  return pop_bulk_async(dst, max_records, stream).wait(policy);
+}
+
+void Mailbox::refresh_stats(cudaStream_t stream) {
+  PBM_EXPECTS(header_ != nullptr, "use of a moved-from Mailbox");
+  DeviceGuard guard(device_);
+  detail::check_stream_device(stream, device_);
+  detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, snapshot_device_);
+  PBM_CUDA_TRY(cudaGetLastError());
+}
+
+Stats Mailbox::stats() const {
+  PBM_EXPECTS(snapshot_host_ != nullptr, "use of a moved-from Mailbox");
+  auto const* s = static_cast<detail::StatsSnapshot const volatile*>(snapshot_host_);
+  std::uint64_t const initial = s->initial_position;
+  Stats now{};
+  now.pushed = s->reserve - initial;
+  now.popped = s->release - initial;
+  now.dropped = s->dropped;
+  now.pop_calls = s->pop_calls;
+  std::lock_guard<std::mutex> lock(monotonic_->mutex);
+  Stats& last = monotonic_->last;
+  last.pushed = std::max(last.pushed, now.pushed);
+  last.popped = std::max(last.popped, now.popped);
+  last.dropped = std::max(last.dropped, now.dropped);
+  last.pop_calls = std::max(last.pop_calls, now.pop_calls);
+  last.occupancy = last.pushed >= last.popped ? last.pushed - last.popped : 0;
+  last.capacity = capacity();
+  last.stride = stride();
+  return last;
+}
+
+}  // namespace pbm

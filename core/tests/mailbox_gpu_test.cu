@@ -1,0 +1,374 @@
+// GPU tests of the mailbox: round trips, concurrent producer and consumer kernels, warp pushes,
+// the count through pinned memory, event handoff, priorities and bad input.
+// Each skips with "no CUDA device" where none is visible; scripts/gpu-check runs them on a GPU.
+#include "gpu_test_util.cuh"
+
+#include <pbm/device.cuh>
+#include <pbm/mailbox.hpp>
+#include <pbm/stream.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <numeric>
+
+namespace {
+
+using pbm_test::DeviceBuffer;
+
+struct Rec {
+  std::uint32_t producer;
+  std::uint32_t seq;
+  std::uint32_t check;
+  std::uint32_t pad;
+};
+static_assert(sizeof(Rec) == 16);
+
+__host__ __device__ inline std::uint32_t checksum(std::uint32_t producer, std::uint32_t seq) {
+  return producer * 2654435761u ^ (seq * 40503u + 7u);
+}
+
+std::vector<Rec> make_records(std::uint32_t producer, std::uint32_t first, std::uint32_t n) {
+  std::vector<Rec> v(n);
+  for (std::uint32_t i = 0; i < n; ++i) v[i] = Rec{producer, first + i, checksum(producer, first + i), 0xABCDu};
+  return v;
+}
+
+void fill_poison(DeviceBuffer<Rec>& buf) { cudaMemset(buf.ptr, 0xEE, buf.size * sizeof(Rec)); }
+
+TEST(MailboxGpu, PushThenPopReturnsRecordsInFifoOrderWithTheRightCount) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(1000, sizeof(Rec));
+  DeviceBuffer<Rec> in(300), out(500);
+  in.from_host(make_records(1, 0, 300));
+  fill_poison(out);
+  pbm::Stream stream(pbm::StreamClass::focus);
+  auto pushed = mailbox.push(in.ptr, 300, stream);
+  EXPECT_EQ(pushed.wait(), 300u);
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 500, stream), 300u);
+  auto const host = out.to_host();
+  for (std::uint32_t i = 0; i < 300; ++i) {
+    ASSERT_EQ(host[i].seq, i);
+    ASSERT_EQ(host[i].check, checksum(1, i));
+  }
+  EXPECT_EQ(reinterpret_cast<unsigned char const*>(&host[300])[0], 0xEE) << "pop wrote past count records";
+  auto const s = mailbox.stats();
+  EXPECT_EQ(s.pushed, 300u);
+  EXPECT_EQ(s.popped, 300u);
+  EXPECT_EQ(s.occupancy, 0u);
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 500, stream), 0u) << "pop on empty";
+}
+
+TEST(MailboxGpu, FullMailboxDropsAndCounts) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(100, sizeof(Rec));
+  DeviceBuffer<Rec> in(150), out(150);
+  in.from_host(make_records(2, 0, 150));
+  auto a = mailbox.push(in.ptr, 150, nullptr);
+  EXPECT_EQ(a.wait(), 100u);
+  auto b = mailbox.push(in.ptr, 10, nullptr);
+  EXPECT_EQ(b.wait(), 0u);
+  auto const s = mailbox.stats();
+  EXPECT_EQ(s.dropped, 60u);
+  EXPECT_EQ(s.occupancy, 100u);
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 150, nullptr), 100u);
+  auto const host = out.to_host();
+  for (std::uint32_t i = 0; i < 100; ++i) ASSERT_EQ(host[i].seq, i) << "refused pushes must not overwrite";
+}
+
+TEST(MailboxGpu, WrapsManyTimesWithMultiBlockCopiesAndPositionsPast2To64) {
+  PBM_REQUIRE_GPU();
+  constexpr std::uint64_t kCap = 100'003;  // not a power of two
+  pbm::Mailbox mailbox(kCap, sizeof(Rec), -1, "wrap", ~0ull - 150'000);
+  DeviceBuffer<Rec> in(70'000), out(70'000);
+  pbm::Stream stream(pbm::StreamClass::peripheral);
+  std::uint32_t next_push = 0, next_pop = 0;
+  for (int round = 0; round < 12; ++round) {
+    std::uint32_t const n = 30'000 + 3'001 * round;
+    in.from_host(make_records(3, next_push, n));
+    next_push += static_cast<std::uint32_t>(mailbox.push(in.ptr, n, stream).wait());
+    fill_poison(out);
+    std::uint64_t const got = mailbox.pop_bulk(out.ptr, 70'000, stream);
+    auto const host = out.to_host();
+    for (std::uint64_t i = 0; i < got; ++i) {
+      ASSERT_EQ(host[i].seq, next_pop) << "round " << round << " record " << i;
+      ASSERT_EQ(host[i].check, checksum(3, next_pop));
+      ++next_pop;
+    }
+  }
+  EXPECT_EQ(next_push, next_pop);
+  EXPECT_GT(next_push, 4 * kCap);
+  EXPECT_EQ(mailbox.stats().pushed, next_push);
+}
+
+// -------------------------------------------------------- device API under concurrency
+
+__global__ void producer_kernel(pbm::MailboxRef ref, std::uint32_t per_thread, bool use_warp,
+                                unsigned long long timeout_cycles, unsigned* failures) {
+  std::uint32_t const id = blockIdx.x * blockDim.x + threadIdx.x;
+  for (std::uint32_t s = 0; s < per_thread; ++s) {
+    Rec const r{id, s, checksum(id, s), 0};
+    long long const start = clock64();
+    bool in = false;
+    while (!in) {
+      in = use_warp ? pbm::warp_push(ref, &r) : pbm::try_push(ref, &r);
+      if (!in && clock64() - start > static_cast<long long>(timeout_cycles)) {
+        atomicAdd(failures, 1u);
+        return;
+      }
+    }
+  }
+}
+
+// Consumers pop until `expected` records were seen; each record bumps seen[producer * per + seq].
+// With one block, pops are sequential in claim order, so per-producer seq must increase.
+__global__ void consumer_kernel(pbm::MailboxRef ref, Rec* scratch, std::uint32_t per_producer,
+                                unsigned long long expected, unsigned long long* total, unsigned* seen,
+                                std::uint32_t* last_seq, unsigned* errors, unsigned long long timeout_cycles) {
+  __shared__ bool stop;
+  Rec* mine = scratch + blockIdx.x * 512;
+  long long const start = clock64();
+  for (;;) {
+    std::uint64_t const k = pbm::block_pop(ref, mine, 512);
+    for (std::uint64_t i = threadIdx.x; i < k; i += blockDim.x) {
+      Rec const r = mine[i];
+      if (r.check != checksum(r.producer, r.seq) || r.seq >= per_producer) {
+        atomicAdd(errors, 1u);
+        continue;
+      }
+      atomicAdd(&seen[static_cast<std::uint64_t>(r.producer) * per_producer + r.seq], 1u);
+    }
+    if (last_seq != nullptr && threadIdx.x == 0) {  // single-block FIFO check, claim order
+      for (std::uint64_t i = 0; i < k; ++i) {
+        Rec const r = mine[i];
+        if (r.seq != last_seq[r.producer] + 1) atomicAdd(errors, 1u);
+        last_seq[r.producer] = r.seq;
+      }
+    }
+    if (threadIdx.x == 0) {
+      unsigned long long const done = atomicAdd(total, static_cast<unsigned long long>(k)) + k;
+      stop = done >= expected || clock64() - start > static_cast<long long>(timeout_cycles);
+    }
+    __syncthreads();
+    if (stop) return;
+    __syncthreads();
+  }
+}
+
+struct ConcurrentResult {
+  unsigned producer_failures, errors, missing, duplicated;
+  unsigned long long total;
+};
+
+ConcurrentResult run_concurrent(unsigned producer_blocks, unsigned consumer_blocks, std::uint32_t per_thread,
+                                bool use_warp, std::uint64_t capacity) {
+  constexpr unsigned kThreads = 256;
+  std::uint32_t const producers = producer_blocks * kThreads;
+  unsigned long long const expected = static_cast<unsigned long long>(producers) * per_thread;
+  pbm::Mailbox mailbox(capacity, sizeof(Rec));
+  DeviceBuffer<Rec> scratch(consumer_blocks * 512);
+  DeviceBuffer<unsigned> seen(expected), counters(2);
+  DeviceBuffer<unsigned long long> total(1);
+  DeviceBuffer<std::uint32_t> last(producers);
+  cudaMemset(seen.ptr, 0, expected * sizeof(unsigned));
+  cudaMemset(counters.ptr, 0, 2 * sizeof(unsigned));
+  cudaMemset(total.ptr, 0, sizeof(unsigned long long));
+  cudaMemset(last.ptr, 0xFF, producers * sizeof(std::uint32_t));  // "last seq" = -1
+  cudaDeviceSynchronize();
+  unsigned long long const timeout = 20ull * 1000 * 1000 * 1000;  // ~10 s of cycles
+  pbm::Stream produce(pbm::StreamClass::peripheral), consume(pbm::StreamClass::focus);
+  consumer_kernel<<<consumer_blocks, kThreads, 0, consume>>>(mailbox.ref(), scratch.ptr, per_thread, expected,
+                                                             total.ptr, seen.ptr,
+                                                             consumer_blocks == 1 ? last.ptr : nullptr,
+                                                             counters.ptr + 1, timeout);
+  producer_kernel<<<producer_blocks, kThreads, 0, produce>>>(mailbox.ref(), per_thread, use_warp, timeout,
+                                                             counters.ptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ConcurrentResult r{};
+  auto const c = counters.to_host();
+  r.producer_failures = c[0];
+  r.errors = c[1];
+  r.total = total.to_host()[0];
+  for (unsigned v : seen.to_host()) {
+    r.missing += v == 0;
+    r.duplicated += v > 1;
+  }
+  return r;
+}
+
+TEST(MailboxGpu, ConcurrentWarpProducersAndOneConsumerBlockKeepFifoAndLoseNothing) {
+  PBM_REQUIRE_GPU();
+  auto const r = run_concurrent(64, 1, 64, true, 4096);
+  EXPECT_EQ(r.producer_failures, 0u);
+  EXPECT_EQ(r.errors, 0u) << "corrupt record or per-producer FIFO broken";
+  EXPECT_EQ(r.missing, 0u);
+  EXPECT_EQ(r.duplicated, 0u);
+  EXPECT_EQ(r.total, 64ull * 256 * 64);
+}
+
+TEST(MailboxGpu, ConcurrentThreadProducersAndManyConsumerBlocksLoseNothing) {
+  PBM_REQUIRE_GPU();
+  auto const r = run_concurrent(48, 8, 100, false, 1000);
+  EXPECT_EQ(r.producer_failures, 0u);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(r.missing, 0u);
+  EXPECT_EQ(r.duplicated, 0u);
+  EXPECT_EQ(r.total, 48ull * 256 * 100);
+}
+
+__global__ void one_warp_push(pbm::MailboxRef ref, unsigned* in_count) {
+  Rec const r{threadIdx.x, 0, checksum(threadIdx.x, 0), 0};
+  if (pbm::warp_push(ref, &r)) atomicAdd(in_count, 1u);
+}
+
+TEST(MailboxGpu, WarpPushIntoNearlyFullMailboxTakesLowestRanksAndCountsDrops) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(40, sizeof(Rec));
+  DeviceBuffer<unsigned> in(1);
+  cudaMemset(in.ptr, 0, sizeof(unsigned));
+  one_warp_push<<<1, 32>>>(mailbox.ref(), in.ptr);
+  one_warp_push<<<1, 32>>>(mailbox.ref(), in.ptr);
+  mailbox.refresh_stats(nullptr);
+  PBM_TEST_CUDA(cudaDeviceSynchronize());
+  EXPECT_EQ(in.to_host()[0], 40u);
+  auto const s = mailbox.stats();
+  EXPECT_EQ(s.pushed, 40u);
+  EXPECT_EQ(s.dropped, 24u);
+  DeviceBuffer<Rec> out(40);
+  ASSERT_EQ(mailbox.pop_bulk(out.ptr, 40, nullptr), 40u);
+  auto const host = out.to_host();
+  for (unsigned i = 32; i < 40; ++i) EXPECT_EQ(host[i].producer, i - 32) << "lowest ranks go in first";
+}
+
+// -------------------------------------------------------- count without sync, handoff
+
+__global__ void spin_kernel(long long cycles) {
+  long long const start = clock64();
+  while (clock64() - start < cycles) {
+  }
+}
+
+TEST(MailboxGpu, CountArrivesThroughPinnedMemoryWhileTheHostOnlyPolls) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(64, sizeof(Rec));
+  DeviceBuffer<Rec> in(8), out(64);
+  in.from_host(make_records(4, 0, 8));
+  pbm::Stream stream(pbm::StreamClass::focus);
+  mailbox.push(in.ptr, 8, stream);
+  spin_kernel<<<1, 1, 0, stream>>>(20'000'000);  // ~10 ms: the pop cannot be done on return
+  auto handle = mailbox.pop_bulk_async(out.ptr, 64, stream);
+  EXPECT_FALSE(handle.ready()) << "the pop should still be queued behind the spin kernel";
+  auto const start = std::chrono::steady_clock::now();
+  while (!handle.ready()) {  // no CUDA call in this loop
+    ASSERT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  }
+  EXPECT_EQ(handle.wait(pbm::WaitPolicy{pbm::WaitMode::spin, 0}), 8u);
+  EXPECT_EQ(mailbox.stats().popped, 8u) << "snapshot written by the pop kernel itself";
+}
+
+TEST(MailboxGpu, EventHandoffOrdersAProducerStreamBeforeAConsumerStream) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(4096, sizeof(Rec));
+  DeviceBuffer<Rec> in(4096), out(4096);
+  in.from_host(make_records(5, 0, 4096));
+  PBM_TEST_CUDA(cudaDeviceSynchronize());
+  pbm::Stream producer(pbm::StreamClass::peripheral), consumer(pbm::StreamClass::focus);
+  for (int round = 0; round < 3; ++round) {
+    spin_kernel<<<1, 1, 0, producer>>>(10'000'000);  // producer is late
+    auto pushed = mailbox.push(in.ptr, 4096, producer);
+    pushed.wait_on(consumer);  // handoff by the push's event
+    EXPECT_EQ(mailbox.pop_bulk(out.ptr, 4096, consumer), 4096u) << "round " << round;
+  }
+  pbm::Event event;
+  spin_kernel<<<1, 1, 0, producer>>>(10'000'000);
+  mailbox.push(in.ptr, 100, producer);
+  pbm::handoff(event, producer, consumer);
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 4096, consumer), 100u);
+}
+
+TEST(MailboxGpu, FocusAndPeripheralStreamsGetTheDeviceExtremes) {
+  PBM_REQUIRE_GPU();
+  auto const range = pbm::priority_range();
+  pbm::Stream focus(pbm::StreamClass::focus), peripheral(pbm::StreamClass::peripheral);
+  int p = 0;
+  PBM_TEST_CUDA(cudaStreamGetPriority(focus, &p));
+  EXPECT_EQ(p, range.greatest);
+  PBM_TEST_CUDA(cudaStreamGetPriority(peripheral, &p));
+  EXPECT_EQ(p, range.least);
+  EXPECT_LT(range.greatest, range.least) << "the device should offer more than one priority";
+  pbm::Stream moved = std::move(focus);
+  EXPECT_EQ(moved.stream_class(), pbm::StreamClass::focus);
+  EXPECT_EQ(focus.get(), nullptr);
+}
+
+// -------------------------------------------------------- bad input changes nothing
+
+TEST(MailboxGpu, BadInputIsRefusedAndChangesNothing) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(64, sizeof(Rec));
+  DeviceBuffer<Rec> in(10), small(4), out(64);
+  in.from_host(make_records(6, 0, 10));
+  ASSERT_EQ(mailbox.push(in.ptr, 10, nullptr).wait(), 10u);
+
+  EXPECT_THROW(mailbox.pop_bulk_async(small.ptr, 10, nullptr), std::invalid_argument) << "dst too small";
+  std::vector<Rec> host_dst(64);
+  EXPECT_THROW(mailbox.pop_bulk_async(host_dst.data(), 10, nullptr), std::invalid_argument) << "host memory";
+  EXPECT_THROW(mailbox.pop_bulk_async(reinterpret_cast<char*>(out.ptr) + 2, 10, nullptr), std::invalid_argument)
+      << "misaligned";
+  EXPECT_THROW(mailbox.pop_bulk_async(nullptr, 10, nullptr), std::invalid_argument);
+  EXPECT_THROW(mailbox.push(small.ptr, 10, nullptr), std::invalid_argument) << "source too small";
+  try {
+    mailbox.pop_bulk_async(small.ptr, 10, nullptr);
+  } catch (std::invalid_argument const& e) {
+    EXPECT_NE(std::string(e.what()).find("too small"), std::string::npos) << e.what();
+  }
+
+  EXPECT_EQ(mailbox.stats().occupancy, 10u) << "refused calls changed the mailbox";
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 64, nullptr), 10u);
+}
+
+TEST(MailboxGpu, CorruptedHeaderIsDetectedOnDeviceAndReported) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(64, sizeof(Rec));
+  DeviceBuffer<Rec> in(10), out(64);
+  in.from_host(make_records(7, 0, 10));
+  ASSERT_EQ(mailbox.push(in.ptr, 10, nullptr).wait(), 10u);
+  std::uint32_t saved = 0;
+  PBM_TEST_CUDA(cudaMemcpy(&saved, mailbox.ref().header(), 4, cudaMemcpyDeviceToHost));
+  PBM_TEST_CUDA(cudaMemset(mailbox.ref().header(), 0x5A, 4));  // smash the magic
+  auto handle = mailbox.pop_bulk_async(out.ptr, 64, nullptr);
+  try {
+    handle.wait();
+    FAIL() << "a corrupted header went unnoticed";
+  } catch (pbm::header_error const& e) {
+    EXPECT_NE(std::string(e.what()).find("magic"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(mailbox.push(in.ptr, 10, nullptr).wait(), pbm::header_error);
+  PBM_TEST_CUDA(cudaMemcpy(mailbox.ref().header(), &saved, 4, cudaMemcpyHostToDevice));
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 64, nullptr), 10u) << "the failed calls changed the ring";
+}
+
+TEST(MailboxGpu, MovedFromMailboxRefusesUse) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox a(16, 16);
+  pbm::Mailbox b = std::move(a);
+  DeviceBuffer<Rec> out(16);
+  EXPECT_THROW(a.pop_bulk_async(out.ptr, 1, nullptr), std::invalid_argument);
+  EXPECT_EQ(b.pop_bulk(out.ptr, 16, nullptr), 0u);
+  EXPECT_EQ(b.capacity(), 16u);
+}
+
+TEST(MailboxGpu, HandlesOutlivingManyLaunchesGrowThePoolSafely) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(100'000, sizeof(Rec));
+  DeviceBuffer<Rec> in(1000);
+  in.from_host(make_records(8, 0, 1000));
+  pbm::Stream s1(pbm::StreamClass::focus), s2(pbm::StreamClass::peripheral);
+  std::vector<pbm::PushHandle> handles;
+  for (int i = 0; i < 200; ++i) handles.push_back(mailbox.push(in.ptr, 50, i % 2 ? s1.get() : s2.get()));
+  std::uint64_t total = 0;
+  for (auto& h : handles) total += h.wait();
+  EXPECT_EQ(total, 200u * 50);
+  EXPECT_EQ(mailbox.stats().pushed, 200u * 50);
+}
+
+}  // namespace
