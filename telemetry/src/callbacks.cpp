@@ -1,0 +1,144 @@
+// The runtime and driver API callbacks pbm enables: only functions that copy or synchronise.
+// Ids checked against cupti_runtime_cbid.h / cupti_driver_cbid.h of CUDA 13.0.
+#include "decoder.hpp"
+
+#include <cupti_driver_cbid.h>
+#include <cupti_runtime_cbid.h>
+
+namespace pbm::telemetry::detail {
+namespace {
+
+constexpr auto kSyncCopy = ApiCall::Class::memcpy_sync;
+constexpr auto kAsyncCopy = ApiCall::Class::memcpy_async;
+constexpr auto kSync = ApiCall::Class::sync;
+constexpr auto kNone = SyncApi::unknown;
+
+#define PBM_RT(base, suffix, cls, api) CallbackSpec{CUPTI_RUNTIME_TRACE_CBID_##base##suffix, #base, cls, api}
+#define PBM_DRV(base, suffix, cls, api) CallbackSpec{CUPTI_DRIVER_TRACE_CBID_##base##suffix, #base, cls, api}
+
+}  // namespace
+
+std::vector<CallbackSpec> const& runtime_callbacks() {
+  static std::vector<CallbackSpec> const specs{
+      // Synchronous copies block the host (a device-to-device cudaMemcpy does not; the
+      // callback reads its kind to tell).
+      PBM_RT(cudaMemcpy, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpy, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpy2D, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpy2D, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpy3D, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpy3D, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpyToSymbol, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpyToSymbol, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpyFromSymbol, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpyFromSymbol, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpyPeer, _v4000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpy3DPeer, _v4000, kSyncCopy, kNone), PBM_RT(cudaMemcpy3DPeer, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpyToArray, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpyToArray, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpyFromArray, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpyFromArray, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpy2DToArray, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpy2DToArray, _ptds_v7000, kSyncCopy, kNone),
+      PBM_RT(cudaMemcpy2DFromArray, _v3020, kSyncCopy, kNone), PBM_RT(cudaMemcpy2DFromArray, _ptds_v7000, kSyncCopy, kNone),
+      // Async copies: watched so their records (pageable!) are judged in the caller's scope.
+      PBM_RT(cudaMemcpyAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpyAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy2DAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpy2DAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy3DAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpy3DAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyToSymbolAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpyToSymbolAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyFromSymbolAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpyFromSymbolAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyPeerAsync, _v4000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy3DPeerAsync, _v4000, kAsyncCopy, kNone), PBM_RT(cudaMemcpy3DPeerAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyToArrayAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpyToArrayAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyFromArrayAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpyFromArrayAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy2DToArrayAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpy2DToArrayAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy2DFromArrayAsync, _v3020, kAsyncCopy, kNone), PBM_RT(cudaMemcpy2DFromArrayAsync, _ptsz_v7000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyBatchAsync, _v12080, kAsyncCopy, kNone), PBM_RT(cudaMemcpyBatchAsync, _ptsz_v12080, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpyBatchAsync, _v13000, kAsyncCopy, kNone), PBM_RT(cudaMemcpyBatchAsync, _ptsz_v13000, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy3DBatchAsync, _v12080, kAsyncCopy, kNone), PBM_RT(cudaMemcpy3DBatchAsync, _ptsz_v12080, kAsyncCopy, kNone),
+      PBM_RT(cudaMemcpy3DBatchAsync, _v13000, kAsyncCopy, kNone), PBM_RT(cudaMemcpy3DBatchAsync, _ptsz_v13000, kAsyncCopy, kNone),
+      // Synchronisations.
+      PBM_RT(cudaStreamSynchronize, _v3020, kSync, SyncApi::stream_synchronize),
+      PBM_RT(cudaStreamSynchronize, _ptsz_v7000, kSync, SyncApi::stream_synchronize),
+      PBM_RT(cudaDeviceSynchronize, _v3020, kSync, SyncApi::device_synchronize),
+      PBM_RT(cudaThreadSynchronize, _v3020, kSync, SyncApi::device_synchronize),
+      PBM_RT(cudaEventSynchronize, _v3020, kSync, SyncApi::event_synchronize),
+      PBM_RT(cudaStreamQuery, _v3020, kSync, SyncApi::stream_query),
+      PBM_RT(cudaStreamQuery, _ptsz_v7000, kSync, SyncApi::stream_query),
+      PBM_RT(cudaEventQuery, _v3020, kSync, SyncApi::event_query),
+      PBM_RT(cudaStreamWaitEvent, _v3020, kSync, SyncApi::stream_wait_event),
+      PBM_RT(cudaStreamWaitEvent, _ptsz_v7000, kSync, SyncApi::stream_wait_event),
+  };
+  return specs;
+}
+
+std::vector<CallbackSpec> const& driver_callbacks() {
+  static std::vector<CallbackSpec> const specs{
+      // Synchronous copies with host memory on one side.
+      PBM_DRV(cuMemcpy, , kSyncCopy, kNone), PBM_DRV(cuMemcpy, _ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoD, , kSyncCopy, kNone), PBM_DRV(cuMemcpyHtoD, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoD, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoH, , kSyncCopy, kNone), PBM_DRV(cuMemcpyDtoH, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoH, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoA, , kSyncCopy, kNone), PBM_DRV(cuMemcpyHtoA, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoA, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyAtoH, , kSyncCopy, kNone), PBM_DRV(cuMemcpyAtoH, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyAtoH, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy2D, , kSyncCopy, kNone), PBM_DRV(cuMemcpy2D, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy2D, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy2DUnaligned, , kSyncCopy, kNone), PBM_DRV(cuMemcpy2DUnaligned, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy2DUnaligned, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy3D, , kSyncCopy, kNone), PBM_DRV(cuMemcpy3D, _v2, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy3D, _v2_ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpyPeer, , kSyncCopy, kNone), PBM_DRV(cuMemcpyPeer, _ptds, kSyncCopy, kNone),
+      PBM_DRV(cuMemcpy3DPeer, , kSyncCopy, kNone), PBM_DRV(cuMemcpy3DPeer, _ptds, kSyncCopy, kNone),
+      // Device-to-device copies do not block the host even when "synchronous".
+      PBM_DRV(cuMemcpyDtoD, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyDtoD, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoD, _v2_ptds, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoA, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyDtoA, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyAtoD, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyAtoD, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyAtoA, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyAtoA, _v2, kAsyncCopy, kNone),
+      // Async copies.
+      PBM_DRV(cuMemcpyAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyAsync, _ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoDAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyHtoDAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoDAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoHAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyDtoHAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoHAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoDAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyDtoDAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyDtoDAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoAAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyHtoAAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyHtoAAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyAtoHAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyAtoHAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyAtoHAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy2DAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpy2DAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy2DAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy3DAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpy3DAsync, _v2, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy3DAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyPeerAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyPeerAsync, _ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy3DPeerAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpy3DPeerAsync, _ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyBatchAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpyBatchAsync, _ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpyBatchAsync, _v2, kAsyncCopy, kNone), PBM_DRV(cuMemcpyBatchAsync, _v2_ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy3DBatchAsync, , kAsyncCopy, kNone), PBM_DRV(cuMemcpy3DBatchAsync, _ptsz, kAsyncCopy, kNone),
+      PBM_DRV(cuMemcpy3DBatchAsync, _v2, kAsyncCopy, kNone), PBM_DRV(cuMemcpy3DBatchAsync, _v2_ptsz, kAsyncCopy, kNone),
+      // Synchronisations.
+      PBM_DRV(cuStreamSynchronize, , kSync, SyncApi::stream_synchronize),
+      PBM_DRV(cuStreamSynchronize, _ptsz, kSync, SyncApi::stream_synchronize),
+      PBM_DRV(cuCtxSynchronize, , kSync, SyncApi::context_synchronize),
+      PBM_DRV(cuCtxSynchronize, _v2, kSync, SyncApi::context_synchronize),
+      PBM_DRV(cuEventSynchronize, , kSync, SyncApi::event_synchronize),
+      PBM_DRV(cuStreamQuery, , kSync, SyncApi::stream_query),
+      PBM_DRV(cuStreamQuery, _ptsz, kSync, SyncApi::stream_query),
+      PBM_DRV(cuEventQuery, , kSync, SyncApi::event_query),
+      PBM_DRV(cuStreamWaitEvent, , kSync, SyncApi::stream_wait_event),
+      PBM_DRV(cuStreamWaitEvent, _ptsz, kSync, SyncApi::stream_wait_event),
+  };
+  return specs;
+}
+
+#undef PBM_RT
+#undef PBM_DRV
+
+CallbackSpec const* find_callback(CUpti_CallbackDomain domain, CUpti_CallbackId cbid) noexcept {
+  std::vector<CallbackSpec> const* specs = nullptr;
+  if (domain == CUPTI_CB_DOMAIN_RUNTIME_API) specs = &runtime_callbacks();
+  else if (domain == CUPTI_CB_DOMAIN_DRIVER_API) specs = &driver_callbacks();
+  if (specs == nullptr) return nullptr;
+  for (CallbackSpec const& s : *specs) {
+    if (s.cbid == cbid) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace pbm::telemetry::detail

@@ -1,0 +1,220 @@
+// Lock-free counters: relaxed atomic adds into fixed arrays indexed by label values.
+#include <pbm/telemetry/counters.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace pbm::telemetry {
+namespace {
+
+std::uint64_t hash_name(std::string_view s) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+constexpr std::size_t kMaxRangeCap = 4096;
+
+}  // namespace
+
+
+// A slot is written once by the thread that claimed it, then published with `ready`.
+struct RangeLabels::Slot {
+  std::atomic<bool> ready{false};
+  std::uint64_t hash{0};
+  std::string name;
+};
+
+std::size_t checked_cap(std::size_t cap) {
+  if (cap > kMaxRangeCap) {
+    throw std::invalid_argument("pbm telemetry: range label cap " + std::to_string(cap) + " exceeds " +
+                                std::to_string(kMaxRangeCap));
+  }
+  return cap;
+}
+
+RangeLabels::RangeLabels(std::size_t cap) : cap_(checked_cap(cap)), slots_(new Slot[cap == 0 ? 1 : cap]) {}
+RangeLabels::~RangeLabels() = default;
+
+std::size_t RangeLabels::find(std::string_view name) const noexcept {
+  if (name.empty()) return kNone;
+  std::uint64_t const h = hash_name(name);
+  std::size_t const used = std::min(used_.load(std::memory_order_acquire), cap_);
+  for (std::size_t i = 0; i < used; ++i) {
+    Slot const& s = slots_[i];
+    if (s.ready.load(std::memory_order_acquire) && s.hash == h && s.name == name) return i + 1;
+  }
+  return used >= cap_ ? other() : npos;
+}
+
+std::size_t RangeLabels::index(std::string_view name) noexcept {
+  std::size_t const found = find(name);
+  if (found != npos) return found;
+  std::size_t const claimed = used_.fetch_add(1, std::memory_order_acq_rel);
+  if (claimed >= cap_) return other();
+  // Two threads inserting the same new name may both claim a slot; snapshot() merges by label.
+  Slot& s = slots_[claimed];
+  try {
+    s.name.assign(name);
+  } catch (...) {
+    return other();  // slot stays unpublished; counted under "other"
+  }
+  s.hash = hash_name(name);
+  s.ready.store(true, std::memory_order_release);
+  return claimed + 1;
+}
+
+std::string RangeLabels::label(std::size_t index) const {
+  if (index == kNone) return "none";
+  if (index == other()) return "other";
+  Slot const& s = slots_[index - 1];
+  return s.ready.load(std::memory_order_acquire) ? s.name : "other";
+}
+
+Counters::Counters(std::size_t range_label_cap)
+    : ranges_(range_label_cap),
+      memcpy_count_(new std::atomic<std::uint64_t>[kDirectionCount * kMemoryKindCount * 2 * ranges_.size()]()),
+      memcpy_bytes_(new std::atomic<std::uint64_t>[kDirectionCount * kMemoryKindCount * 2 * ranges_.size()]()),
+      sync_count_(new std::atomic<std::uint64_t>[kSyncApiCount * 2 * ranges_.size()]()) {}
+
+std::size_t Counters::memcpy_slot(Direction d, MemoryKind m, bool expected, std::size_t range) const noexcept {
+  return ((static_cast<std::size_t>(d) * kMemoryKindCount + static_cast<std::size_t>(m)) * 2 +
+          (expected ? 1 : 0)) * ranges_.size() + range;
+}
+
+std::size_t Counters::sync_slot(SyncApi a, bool expected, std::size_t range) const noexcept {
+  return (static_cast<std::size_t>(a) * 2 + (expected ? 1 : 0)) * ranges_.size() + range;
+}
+
+void Counters::add_memcpy(Direction d, MemoryKind memory, bool expected, std::string_view range,
+                          std::uint64_t bytes) noexcept {
+  std::size_t const slot = memcpy_slot(d, memory, expected, ranges_.index(range));
+  memcpy_count_[slot].fetch_add(1, std::memory_order_relaxed);
+  memcpy_bytes_[slot].fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void Counters::add_memset(std::uint64_t bytes) noexcept {
+  memset_count_.fetch_add(1, std::memory_order_relaxed);
+  memset_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void Counters::add_sync(SyncApi api, bool expected, std::string_view range) noexcept {
+  sync_count_[sync_slot(api, expected, ranges_.index(range))].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Counters::add_violation(Rule rule) noexcept {
+  violations_[static_cast<std::size_t>(rule)].fetch_add(1, std::memory_order_relaxed);
+}
+
+// Queries never take a label slot; a name never counted reads as zero.
+std::uint64_t Counters::memcpy_count(Direction d, MemoryKind memory, bool expected, std::string_view range) const {
+  std::size_t const r = ranges_.find(range);
+  return r == RangeLabels::npos ? 0 : memcpy_count_[memcpy_slot(d, memory, expected, r)].load(std::memory_order_relaxed);
+}
+std::uint64_t Counters::memcpy_bytes(Direction d, MemoryKind memory, bool expected, std::string_view range) const {
+  std::size_t const r = ranges_.find(range);
+  return r == RangeLabels::npos ? 0 : memcpy_bytes_[memcpy_slot(d, memory, expected, r)].load(std::memory_order_relaxed);
+}
+std::uint64_t Counters::sync_count(SyncApi api, bool expected, std::string_view range) const {
+  std::size_t const r = ranges_.find(range);
+  return r == RangeLabels::npos ? 0 : sync_count_[sync_slot(api, expected, r)].load(std::memory_order_relaxed);
+}
+std::uint64_t Counters::violation_count(Rule rule) const noexcept {
+  return violations_[static_cast<std::size_t>(rule)].load(std::memory_order_relaxed);
+}
+
+std::uint64_t Counters::memcpy_total(bool expected) const noexcept {
+  std::uint64_t sum = 0;
+  for (std::size_t d = 0; d < kDirectionCount; ++d)
+    for (std::size_t m = 0; m < kMemoryKindCount; ++m)
+      for (std::size_t r = 0; r < ranges_.size(); ++r)
+        sum += memcpy_count_[memcpy_slot(Direction(d), MemoryKind(m), expected, r)].load(std::memory_order_relaxed);
+  return sum;
+}
+
+std::uint64_t Counters::sync_total(bool expected) const noexcept {
+  std::uint64_t sum = 0;
+  for (std::size_t a = 0; a < kSyncApiCount; ++a)
+    for (std::size_t r = 0; r < ranges_.size(); ++r)
+      sum += sync_count_[sync_slot(SyncApi(a), expected, r)].load(std::memory_order_relaxed);
+  return sum;
+}
+
+std::uint64_t Counters::violation_total() const noexcept {
+  std::uint64_t sum = 0;
+  for (auto const& v : violations_) sum += v.load(std::memory_order_relaxed);
+  return sum;
+}
+
+namespace {
+
+// Adds `value` to the sample with the same name and labels (merges duplicate range slots).
+void accumulate(std::vector<CounterSample>& out, CounterSample sample) {
+  for (CounterSample& s : out) {
+    if (s.name == sample.name && s.labels == sample.labels) {
+      s.value += sample.value;
+      return;
+    }
+  }
+  out.push_back(std::move(sample));
+}
+
+CounterSample gauge(std::string name, std::uint64_t value) {
+  return CounterSample{std::move(name), {}, value, CounterSample::Type::gauge};
+}
+CounterSample counter(std::string name, std::uint64_t value) {
+  return CounterSample{std::move(name), {}, value, CounterSample::Type::counter};
+}
+
+}  // namespace
+
+std::vector<CounterSample> Counters::snapshot() const {
+  std::vector<CounterSample> out;
+  auto expected_label = [](std::size_t e) { return e ? std::string("true") : std::string("false"); };
+  for (std::size_t d = 0; d < kDirectionCount; ++d)
+    for (std::size_t m = 0; m < kMemoryKindCount; ++m)
+      for (std::size_t e = 0; e < 2; ++e)
+        for (std::size_t r = 0; r < ranges_.size(); ++r) {
+          std::size_t const slot = memcpy_slot(Direction(d), MemoryKind(m), e != 0, r);
+          std::uint64_t const n = memcpy_count_[slot].load(std::memory_order_relaxed);
+          if (n == 0) continue;
+          std::map<std::string, std::string> labels{{"direction", std::string(to_string(Direction(d)))},
+                                                    {"memory", std::string(to_string(MemoryKind(m)))},
+                                                    {"expected", expected_label(e)},
+                                                    {"range", ranges_.label(r)}};
+          accumulate(out, {"pbm_memcpy_total", labels, n, CounterSample::Type::counter});
+          accumulate(out, {"pbm_memcpy_bytes_total", labels,
+                           memcpy_bytes_[slot].load(std::memory_order_relaxed), CounterSample::Type::counter});
+        }
+  for (std::size_t a = 0; a < kSyncApiCount; ++a)
+    for (std::size_t e = 0; e < 2; ++e)
+      for (std::size_t r = 0; r < ranges_.size(); ++r) {
+        std::uint64_t const n = sync_count_[sync_slot(SyncApi(a), e != 0, r)].load(std::memory_order_relaxed);
+        if (n == 0) continue;
+        accumulate(out, {"pbm_sync_total",
+                         {{"api", std::string(to_string(SyncApi(a)))}, {"expected", expected_label(e)},
+                          {"range", ranges_.label(r)}},
+                         n, CounterSample::Type::counter});
+      }
+  if (std::uint64_t n = memset_count_.load(std::memory_order_relaxed); n != 0) {
+    out.push_back(counter("pbm_memset_total", n));
+    out.push_back(counter("pbm_memset_bytes_total", memset_bytes_.load(std::memory_order_relaxed)));
+  }
+  for (std::size_t r = 0; r < kRuleCount; ++r) {
+    out.push_back({"pbm_violations_total", {{"rule", std::string(to_string(Rule(r)))}},
+                   violations_[r].load(std::memory_order_relaxed), CounterSample::Type::counter});
+  }
+  out.push_back(gauge("pbm_telemetry_cupti_attached", health_.cupti_attached.load() ? 1 : 0));
+  out.push_back(gauge("pbm_telemetry_subscriber_taken", health_.subscriber_taken.load() ? 1 : 0));
+  out.push_back(counter("pbm_telemetry_dropped_records_total", health_.dropped_records.load()));
+  out.push_back(counter("pbm_telemetry_buffers_processed_total", health_.buffers_processed.load()));
+  out.push_back(counter("pbm_telemetry_records_processed_total", health_.records_processed.load()));
+  out.push_back(counter("pbm_telemetry_buffer_pool_exhausted_total", health_.buffer_pool_exhausted.load()));
+  out.push_back(counter("pbm_telemetry_unattributed_records_total", health_.unattributed_records.load()));
+  return out;
+}
+
+}  // namespace pbm::telemetry

@@ -1,0 +1,14 @@
+// Built without CUPTI (PBM_WITH_CUPTI=OFF, or libcupti not found at configure time).
+#include "source.hpp"
+
+namespace pbm::telemetry::detail {
+
+bool source_built() noexcept { return false; }
+AttachResult source_attach(std::size_t, std::size_t) noexcept {
+  return {false, false, "CUPTI unavailable: pbm was built without CUPTI (PBM_WITH_CUPTI); counters and guards only"};
+}
+void source_detach() noexcept {}
+void source_flush() noexcept {}
+std::string cupti_library_path() { return {}; }
+
+}  // namespace pbm::telemetry::detail

@@ -1,0 +1,349 @@
+// The CUPTI source: one subscriber per process, API callbacks for copies/syncs/NVTX ranges,
+// MEMCPY/MEMSET/SYNCHRONIZATION/MARKER activity into a bounded buffer pool.
+// Static CUPTIAPI trampolines forward to the single CuptiSource instance.
+#include "decoder.hpp"
+#include "source.hpp"
+
+#include <pbm/nvtx.hpp>
+#include <pbm/telemetry/counters.hpp>
+
+#include <cupti.h>  // also brings the runtime/driver parameter structs (generated_*_meta.h)
+#include <nvtx3/nvToolsExt.h>
+#include <nvtx3/nvToolsExtCuda.h>
+#include <nvtx3/nvToolsExtCudaRt.h>
+#include <nvtx3/nvToolsExtSync.h>
+#include <generated_nvtx_meta.h>  // not included by cupti.h
+
+#include <climits>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace pbm::telemetry::detail {
+namespace {
+
+constexpr CUpti_ActivityKind kActivityKinds[] = {
+    CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET, CUPTI_ACTIVITY_KIND_SYNCHRONIZATION,
+    CUPTI_ACTIVITY_KIND_MARKER};
+
+constexpr CUpti_CallbackId kNvtxCallbacks[] = {
+    CUPTI_CBID_NVTX_nvtxRangePushA, CUPTI_CBID_NVTX_nvtxRangePushEx, CUPTI_CBID_NVTX_nvtxRangePop,
+    CUPTI_CBID_NVTX_nvtxDomainRangePushEx, CUPTI_CBID_NVTX_nvtxDomainRangePop,
+    CUPTI_CBID_NVTX_nvtxDomainCreateA, CUPTI_CBID_NVTX_nvtxDomainRegisterStringA};
+
+std::string result_string(CUptiResult r) {
+  char const* text = nullptr;
+  if (cuptiGetResultString(r, &text) != CUPTI_SUCCESS || text == nullptr) return "CUPTI error " + std::to_string(r);
+  return text;
+}
+
+class CuptiSource {
+ public:
+  static CuptiSource& instance() {
+    static CuptiSource* const source = new CuptiSource();  // outlives exit-time callbacks
+    return *source;
+  }
+
+  AttachResult attach(std::size_t buffer_count, std::size_t buffer_size);
+  void detach() noexcept;
+  void flush() noexcept {
+    if (attached_) cuptiActivityFlushAll(0);
+  }
+
+ private:
+  static void CUPTIAPI on_callback(void* self, CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* data) {
+    auto* source = static_cast<CuptiSource*>(self);
+    try {  // nothing may unwind into CUPTI or the CUDA call
+      if (domain == CUPTI_CB_DOMAIN_NVTX) {
+        source->handle_nvtx(cbid, static_cast<CUpti_NvtxData const*>(data));
+      } else {
+        source->handle_api(domain, cbid, static_cast<CUpti_CallbackData const*>(data));
+      }
+    } catch (...) {
+    }
+  }
+  static void CUPTIAPI on_buffer_requested(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records) {
+    instance().take_buffer(buffer, size, max_records);
+  }
+  static void CUPTIAPI on_buffer_completed(CUcontext ctx, std::uint32_t stream, std::uint8_t* buffer,
+                                           std::size_t /*size*/, std::size_t valid) {
+    instance().complete_buffer(ctx, stream, buffer, valid);
+  }
+
+  void handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, CUpti_CallbackData const* data);
+  void handle_nvtx(CUpti_CallbackId cbid, CUpti_NvtxData const* data);
+  std::string message_of(nvtxEventAttributes_t const* attributes);
+  std::string domain_name(nvtxDomainHandle_t domain);
+  void take_buffer(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records);
+  void complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint8_t* buffer, std::size_t valid);
+  void disable_all() noexcept;
+
+  bool attached_{false};
+  CUpti_SubscriberHandle subscriber_{};
+
+  // Bounded pool, allocated once: when every buffer is in flight CUPTI drops records (counted).
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<std::uint8_t[]>> storage_;
+  std::vector<std::uint8_t*> free_;
+  std::size_t buffer_size_{0};
+
+  // NVTX handles -> names, learned from nvtxDomainCreateA / nvtxDomainRegisterStringA callbacks.
+  std::mutex nvtx_mu_;
+  std::unordered_map<void const*, std::string> domains_;
+  std::unordered_map<void const*, std::string> strings_;
+};
+
+AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size) {
+  if (attached_) return {true, false, "attached"};
+  // libcupti loads without a driver but fails with CUPTI_ERROR_UNKNOWN; say what is missing.
+  if (void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+    dlclose(driver);
+  } else {
+    return {false, false, "CUPTI unavailable: no CUDA driver (libcuda.so.1 not loadable); detection disabled"};
+  }
+  cuptiSetThreadIdType(CUPTI_ACTIVITY_THREAD_ID_TYPE_SYSTEM);  // marker thread ids == gettid()
+
+  CUptiResult r = cuptiSubscribe(&subscriber_, &CuptiSource::on_callback, this);
+  if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+    return {false, true,
+            "another CUPTI client (Nsight Systems, Nsight Compute, torch.profiler/Kineto, ...) holds the "
+            "subscriber: pbm telemetry steps aside (NVTX ranges still emitted)"};
+  }
+  if (r != CUPTI_SUCCESS) {
+    return {false, false, "CUPTI unavailable: cuptiSubscribe failed (" + result_string(r) + "); no GPU or driver?"};
+  }
+
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (storage_.empty()) {
+      buffer_size_ = buffer_size;
+      for (std::size_t i = 0; i < buffer_count; ++i) {
+        storage_.emplace_back(new std::uint8_t[buffer_size]);  // operator new: aligned beyond CUPTI's 8 bytes
+        free_.push_back(storage_.back().get());
+      }
+    }
+  }
+
+  auto fail = [this](std::string what, CUptiResult res) {
+    disable_all();
+    cuptiUnsubscribe(subscriber_);
+    return AttachResult{false, false, "CUPTI unavailable: " + what + " failed (" + result_string(res) + ")"};
+  };
+  for (CallbackSpec const& s : runtime_callbacks()) {
+    if ((r = cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API, s.cbid)) != CUPTI_SUCCESS)
+      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
+  }
+  for (CallbackSpec const& s : driver_callbacks()) {
+    if ((r = cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API, s.cbid)) != CUPTI_SUCCESS)
+      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
+  }
+  for (CUpti_CallbackId cbid : kNvtxCallbacks) {
+    if ((r = cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
+      return fail("cuptiEnableCallback(NVTX)", r);
+  }
+#ifndef NVTX_DISABLE
+  {
+    // pbm's own domain may have been created before we attached; its handle is ours to look up.
+    nvtxDomainHandle_t pbm_domain = nvtx3::v1::domain::get<pbm::nvtx::domain>();
+    std::lock_guard<std::mutex> lock(nvtx_mu_);
+    if (pbm_domain != nullptr) domains_[pbm_domain] = pbm::nvtx::domain::name;
+  }
+#endif
+  if ((r = cuptiActivityRegisterCallbacks(&CuptiSource::on_buffer_requested, &CuptiSource::on_buffer_completed)) !=
+      CUPTI_SUCCESS)
+    return fail("cuptiActivityRegisterCallbacks", r);
+  for (CUpti_ActivityKind kind : kActivityKinds) {
+    if ((r = cuptiActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
+  }
+  attached_ = true;
+  return {true, false, "attached"};
+}
+
+void CuptiSource::disable_all() noexcept {
+  for (CUpti_ActivityKind kind : kActivityKinds) cuptiActivityDisable(kind);
+  cuptiEnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API);
+  cuptiEnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API);
+  cuptiEnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_NVTX);
+}
+
+void CuptiSource::detach() noexcept {
+  if (!attached_) return;
+  cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  disable_all();
+  cuptiUnsubscribe(subscriber_);
+  cuptiFinalize();  // lets another tool (torch.profiler) start from a clean CUPTI
+  attached_ = false;
+}
+
+void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, CUpti_CallbackData const* data) {
+  CallbackSpec const* spec = find_callback(domain, cbid);
+  if (spec == nullptr || data == nullptr) return;
+  ApiCall call;
+  call.runtime = domain == CUPTI_CB_DOMAIN_RUNTIME_API;
+  call.correlation = data->correlationId;
+  call.name = spec->name;
+  call.cls = spec->cls;
+  call.sync_api = spec->sync_api;
+  if (data->callbackSite == CUPTI_API_EXIT) {
+    engine().api_exit(call);
+    return;
+  }
+  if (call.runtime && (cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020 ||
+                       cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_ptds_v7000)) {
+    // Same layout for both; device-to-device copies do not block the host.
+    auto const* p = static_cast<cudaMemcpy_v3020_params const*>(data->functionParams);
+    if (p != nullptr && p->kind == cudaMemcpyDeviceToDevice) call.cls = ApiCall::Class::memcpy_async;
+  }
+  // Stream syncs: the CUPTI stream id, as in activity records.
+  CUstream stream = nullptr;
+  std::uint8_t per_thread = 0;
+  bool has_stream = false;
+  if (call.runtime && (cbid == CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020 ||
+                       cbid == CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_ptsz_v7000)) {
+    stream = static_cast<cudaStreamSynchronize_v3020_params const*>(data->functionParams)->stream;
+    per_thread = cbid == CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_ptsz_v7000;
+    has_stream = true;
+  } else if (!call.runtime && (cbid == CUPTI_DRIVER_TRACE_CBID_cuStreamSynchronize ||
+                               cbid == CUPTI_DRIVER_TRACE_CBID_cuStreamSynchronize_ptsz)) {
+    stream = static_cast<cuStreamSynchronize_params const*>(data->functionParams)->hStream;
+    per_thread = cbid == CUPTI_DRIVER_TRACE_CBID_cuStreamSynchronize_ptsz;
+    has_stream = true;
+  }
+  if (has_stream && data->context != nullptr) {
+    std::uint32_t id = 0;
+    if (cuptiGetStreamIdEx(data->context, stream, per_thread, &id) == CUPTI_SUCCESS) call.stream = id;
+  }
+  engine().api_enter(call);
+}
+
+std::string CuptiSource::domain_name(nvtxDomainHandle_t domain) {
+  if (domain == nullptr) return {};
+  std::lock_guard<std::mutex> lock(nvtx_mu_);
+  auto it = domains_.find(domain);
+  return it == domains_.end() ? std::string("(unknown domain)") : it->second;
+}
+
+std::string CuptiSource::message_of(nvtxEventAttributes_t const* attributes) {
+  if (attributes == nullptr) return {};
+  switch (attributes->messageType) {
+    case NVTX_MESSAGE_TYPE_ASCII:
+      return attributes->message.ascii != nullptr ? attributes->message.ascii : "";
+    case NVTX_MESSAGE_TYPE_REGISTERED: {
+      std::lock_guard<std::mutex> lock(nvtx_mu_);
+      auto it = strings_.find(attributes->message.registered);
+      // Registered before pbm attached: the name is unknown here (MARKER records still have it).
+      return it == strings_.end() ? std::string("(registered string)") : it->second;
+    }
+    default:
+      return "(non-ASCII message)";
+  }
+}
+
+void CuptiSource::handle_nvtx(CUpti_CallbackId cbid, CUpti_NvtxData const* data) {
+  if (data == nullptr || data->functionParams == nullptr) return;
+  void const* params = data->functionParams;
+  switch (cbid) {
+    case CUPTI_CBID_NVTX_nvtxRangePushA: {
+      char const* message = static_cast<nvtxRangePushA_params const*>(params)->message;
+      nvtx_push("", message != nullptr ? message : "");
+      break;
+    }
+    case CUPTI_CBID_NVTX_nvtxRangePushEx:
+      nvtx_push("", message_of(static_cast<nvtxRangePushEx_params const*>(params)->eventAttrib));
+      break;
+    case CUPTI_CBID_NVTX_nvtxRangePop:
+      nvtx_pop("");
+      break;
+    case CUPTI_CBID_NVTX_nvtxDomainRangePushEx: {
+      auto const* p = static_cast<nvtxDomainRangePushEx_params const*>(params);
+      nvtx_push(domain_name(p->domain), message_of(p->core.eventAttrib));
+      break;
+    }
+    case CUPTI_CBID_NVTX_nvtxDomainRangePop:
+      nvtx_pop(domain_name(static_cast<nvtxDomainRangePop_params const*>(params)->domain));
+      break;
+    case CUPTI_CBID_NVTX_nvtxDomainCreateA: {
+      auto const* p = static_cast<nvtxDomainCreateA_params const*>(params);
+      auto const* handle = static_cast<nvtxDomainHandle_t const*>(data->functionReturnValue);
+      if (handle != nullptr && *handle != nullptr && p->name != nullptr) {
+        std::lock_guard<std::mutex> lock(nvtx_mu_);
+        domains_[*handle] = p->name;
+      }
+      break;
+    }
+    case CUPTI_CBID_NVTX_nvtxDomainRegisterStringA: {
+      auto const* p = static_cast<nvtxDomainRegisterStringA_params const*>(params);
+      auto const* handle = static_cast<nvtxStringHandle_t const*>(data->functionReturnValue);
+      if (handle != nullptr && *handle != nullptr && p->string != nullptr) {
+        std::lock_guard<std::mutex> lock(nvtx_mu_);
+        strings_[*handle] = p->string;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void CuptiSource::take_buffer(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records) {
+  *max_records = 0;  // as many as fit
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  if (free_.empty()) {
+    *buffer = nullptr;  // CUPTI drops records and counts them
+    *size = 0;
+    engine().counters().health().buffer_pool_exhausted.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  *buffer = free_.back();
+  free_.pop_back();
+  *size = buffer_size_;
+}
+
+void CuptiSource::complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint8_t* buffer, std::size_t valid) {
+  Health& health = engine().counters().health();
+  if (buffer != nullptr && valid > 0) {
+    CUpti_Activity* record = nullptr;
+    while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+      try {
+        ingest_record(record);
+      } catch (...) {  // out of memory: lose this record, never unwind into CUPTI
+      }
+    }
+  }
+  std::size_t dropped = 0;
+  if (cuptiActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS && dropped != 0) {
+    health.dropped_records.fetch_add(dropped, std::memory_order_relaxed);
+  }
+  health.buffers_processed.fetch_add(1, std::memory_order_relaxed);
+  if (buffer != nullptr) {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    free_.push_back(buffer);
+  }
+}
+
+}  // namespace
+
+bool source_built() noexcept { return true; }
+
+AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size) noexcept {
+  try {
+    return CuptiSource::instance().attach(buffer_count, buffer_size);
+  } catch (std::exception const& e) {
+    return {false, false, std::string("CUPTI unavailable: ") + e.what()};
+  }
+}
+
+void source_detach() noexcept { CuptiSource::instance().detach(); }
+void source_flush() noexcept { CuptiSource::instance().flush(); }
+
+std::string cupti_library_path() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&cuptiGetVersion), &info) == 0 || info.dli_fname == nullptr) return {};
+  char resolved[PATH_MAX];
+  return realpath(info.dli_fname, resolved) != nullptr ? std::string(resolved) : std::string(info.dli_fname);
+}
+
+}  // namespace pbm::telemetry::detail

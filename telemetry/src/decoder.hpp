@@ -1,0 +1,42 @@
+// CUPTI activity records and API callback ids -> pbm's event model.
+// Private to telemetry/ (includes CUPTI headers); visible to tests, which feed real CUPTI structs
+// through the same entry point the buffer-completed callback uses.
+#pragma once
+
+#include "engine.hpp"
+
+#include <cupti_activity.h>
+#include <cupti_callbacks.h>
+
+#include <optional>
+#include <vector>
+
+namespace pbm::telemetry::detail {
+
+Direction decode_direction(std::uint8_t copy_kind) noexcept;
+MemoryKind decode_memory(std::uint32_t memory_kind) noexcept;
+SyncApi decode_sync_type(CUpti_ActivitySynchronizationType type) noexcept;
+
+MemcpyEvent decode_memcpy(CUpti_ActivityMemcpy6 const& r);
+MemsetEvent decode_memset(CUpti_ActivityMemset4 const& r);
+SyncEvent decode_sync(CUpti_ActivitySynchronization2 const& r);
+MarkerEvent decode_marker(CUpti_ActivityMarker2 const& r);
+
+/// Decodes one activity record and hands it to `sink`. Returns false (and ignores it) for kinds
+/// pbm does not enable. The CUPTI buffer callback calls this for every record of a buffer.
+bool ingest_record(CUpti_Activity const* record, Engine& sink);
+inline bool ingest_record(CUpti_Activity const* record) { return ingest_record(record, engine()); }
+
+/// The API callback ids pbm enables, with what each call does. Runtime and driver domains.
+struct CallbackSpec {
+  CUpti_CallbackId cbid;
+  char const* name;
+  ApiCall::Class cls;
+  SyncApi sync_api;  // for Class::sync
+};
+std::vector<CallbackSpec> const& runtime_callbacks();
+std::vector<CallbackSpec> const& driver_callbacks();
+/// The spec for a callback id of a domain, or nullptr when pbm does not watch it.
+CallbackSpec const* find_callback(CUpti_CallbackDomain domain, CUpti_CallbackId cbid) noexcept;
+
+}  // namespace pbm::telemetry::detail

@@ -1,0 +1,262 @@
+// Joins records with API calls, applies the policy, counts and reports.
+#include "engine.hpp"
+
+#include "classify.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace pbm::telemetry::detail {
+namespace {
+
+// The runtime call in progress on this thread: driver calls the runtime makes underneath it
+// are aliases of it, not separate events.
+thread_local int tl_runtime_depth = 0;
+thread_local std::shared_ptr<CallContext> tl_runtime_call;
+
+std::string_view innermost(RangeStack const& ranges) noexcept {
+  return ranges.empty() ? std::string_view{} : std::string_view(ranges.back().name);
+}
+
+std::uint64_t fallback_site(Violation const& v) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::string_view s) {
+    for (char c : s) { h ^= static_cast<unsigned char>(c); h *= 1099511628211ull; }
+    h ^= 0xff; h *= 1099511628211ull;
+  };
+  mix(to_string(v.rule));
+  mix(v.api);
+  for (Range const& r : v.ranges) { mix(r.domain); mix(r.name); }
+  return h;
+}
+
+}  // namespace
+
+Engine::Engine(std::size_t range_label_cap)
+    : counters_(std::make_unique<Counters>(range_label_cap)), table_(kTableSize) {}
+
+void Engine::reset(std::size_t range_label_cap) {
+  counters_ = std::make_unique<Counters>(range_label_cap);
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    for (Slot& s : table_) s = Slot{};
+  }
+  {
+    std::lock_guard<std::mutex> lock(marker_mu_);
+    marker_stacks_.clear();
+    observed_.clear();
+  }
+  std::lock_guard<std::mutex> lock(warned_mu_);
+  warned_sites_.clear();
+}
+
+// Direct-mapped and bounded: a newer call evicts an older one with the same slot; its record
+// then counts as unattributed rather than growing memory without limit.
+void Engine::remember(std::uint64_t k, std::shared_ptr<CallContext> ctx) {
+  std::lock_guard<std::mutex> lock(table_mu_);
+  Slot& s = table_[k % kTableSize];
+  s.key = k;
+  s.ctx = std::move(ctx);
+}
+
+std::shared_ptr<CallContext> Engine::find(std::uint64_t k) const {
+  std::lock_guard<std::mutex> lock(table_mu_);
+  Slot const& s = table_[k % kTableSize];
+  return s.key == k ? s.ctx : nullptr;
+}
+
+void Engine::api_enter(ApiCall const& call) {
+  if (!call.runtime && tl_runtime_depth > 0) {
+    if (tl_runtime_call) remember(key(false, call.correlation), tl_runtime_call);
+    return;
+  }
+  auto ctx = std::make_shared<CallContext>(capture_context());
+  ctx->api = call.name;
+  if (call.runtime) {
+    ++tl_runtime_depth;
+    tl_runtime_call = ctx;
+  }
+  bool const judges_sync = call.cls != ApiCall::Class::memcpy_async;
+  bool const copies = call.cls != ApiCall::Class::sync;
+  if (ctx->mode != Mode::off) {
+    // The copy's record arrives later, on another thread: keep the call site now if a report may need it.
+    if (copies && (ctx->mode >= Mode::warn || ctx->guard)) ctx->backtrace = Backtrace::capture();
+    ctx->sync_judged = judges_sync;
+  }
+  remember(key(call.runtime, call.correlation), ctx);
+  if (ctx->mode == Mode::off || !judges_sync) return;
+
+  SyncEvent ev;
+  ev.api = call.cls == ApiCall::Class::memcpy_sync ? SyncApi::memcpy_sync : call.sync_api;
+  ev.api_name = call.name;
+  ev.stream = call.stream;
+  ev.thread = ctx->thread;
+  ev.correlation = call.correlation;
+  ev.ranges = ctx->ranges;
+  judge_sync(std::move(ev), *ctx, /*at_call_site=*/true);
+}
+
+void Engine::api_exit(ApiCall const& call) noexcept {
+  if (!call.runtime || tl_runtime_depth == 0) return;
+  if (--tl_runtime_depth == 0) tl_runtime_call.reset();
+}
+
+void Engine::judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site) {
+  auto const allow = allow_list_snapshot();
+  Verdict const verdict = classify_sync(ev.api, ctx.sync_rule, ctx.pbm_wait, ev.ranges, *allow);
+  counters_->add_sync(ev.api, verdict.expected, innermost(ev.ranges));
+  if (Observer* o = observer_.load()) o->on_sync(ev, verdict.expected);
+  if (verdict.expected) return;
+  counters_->add_violation(verdict.rule);
+  Violation v;
+  v.rule = verdict.rule;
+  v.mode = ctx.mode;
+  v.api = ev.api_name.empty() ? ctx.api : ev.api_name;
+  v.thread = ev.thread;
+  v.ranges = ev.ranges;
+  v.sync = std::move(ev);
+  Backtrace bt;
+  bool const want_bt = at_call_site && (ctx.mode >= Mode::warn || ctx.guard);
+  if (want_bt) bt = Backtrace::capture();
+  report(std::move(v), ctx, want_bt ? &bt : nullptr);
+}
+
+void Engine::report(Violation v, CallContext const& ctx, Backtrace const* bt) {
+  if (bt != nullptr && bt->depth > 0) {
+    v.backtrace = bt->symbolise();
+    v.site = bt->site_hash();
+  } else {
+    v.site = fallback_site(v);
+  }
+  if (Observer* o = observer_.load()) o->on_violation(v);
+  if (ctx.guard) {  // thrown at the guard's scope exit, on its own thread
+    ctx.guard->add(std::move(v));
+    return;
+  }
+  switch (v.mode) {
+    case Mode::off:
+    case Mode::count:
+      return;
+    case Mode::warn: {
+      std::lock_guard<std::mutex> lock(warned_mu_);
+      if (!warned_sites_.insert(v.site).second) return;
+      std::string const text = format_report(v);
+      std::fputs(text.c_str(), stderr);
+      return;
+    }
+    case Mode::assert_: {
+      // Never throw through a CUPTI callback: report and abort.
+      std::string const text = format_report(v);
+      std::fputs(text.c_str(), stderr);
+      std::fputs("pbm telemetry: aborting (mode assert)\n", stderr);
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+}
+
+void Engine::on_memcpy(MemcpyEvent ev) {
+  counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<CallContext> ctx;
+  if (ev.runtime_correlation != 0) ctx = find(key(true, ev.runtime_correlation));
+  if (!ctx && ev.correlation != 0) ctx = find(key(false, ev.correlation));
+  CallContext fallback;
+  if (!ctx) {
+    counters_->health().unattributed_records.fetch_add(1, std::memory_order_relaxed);
+    fallback.mode = get_mode();
+  }
+  CallContext const& c = ctx ? *ctx : fallback;
+  if (c.mode == Mode::off) return;
+  ev.thread = c.thread;
+  ev.ranges = c.ranges;
+  auto const allow = allow_list_snapshot();
+  Verdict const verdict = classify_memcpy(ev, c.memcpy_rule, ev.ranges, *allow);
+  counters_->add_memcpy(ev.direction, host_side_memory(ev.src_kind, ev.dst_kind), verdict.expected,
+                        innermost(ev.ranges), ev.bytes);
+  if (Observer* o = observer_.load()) o->on_memcpy(ev, verdict.expected);
+  if (verdict.expected) return;
+  counters_->add_violation(verdict.rule);
+  Violation v;
+  v.rule = verdict.rule;
+  v.mode = c.mode;
+  v.is_memcpy = true;
+  v.api = c.api;
+  v.thread = ev.thread;
+  v.ranges = ev.ranges;
+  v.memcpy = std::move(ev);
+  report(std::move(v), c, c.backtrace.depth > 0 ? &c.backtrace : nullptr);
+}
+
+void Engine::on_memset(MemsetEvent const& ev) {
+  counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
+  if (get_mode() == Mode::off) return;
+  counters_->add_memset(ev.bytes);
+  if (Observer* o = observer_.load()) o->on_memset(ev);
+}
+
+void Engine::on_sync(SyncEvent ev) {
+  counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<CallContext> ctx = find(key(true, ev.correlation));
+  if (!ctx) ctx = find(key(false, ev.correlation));
+  if (ctx && ctx->sync_judged) return;  // judged at the API callback, where the scope was known
+  CallContext fallback;
+  if (!ctx) {
+    counters_->health().unattributed_records.fetch_add(1, std::memory_order_relaxed);
+    fallback.mode = get_mode();
+  }
+  CallContext const& c = ctx ? *ctx : fallback;
+  if (c.mode == Mode::off) return;
+  ev.thread = c.thread;
+  ev.ranges = c.ranges;
+  judge_sync(std::move(ev), c, /*at_call_site=*/false);
+}
+
+void Engine::on_marker(MarkerEvent const& ev) {
+  counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(marker_mu_);
+    if (ev.kind == MarkerEvent::Kind::start) {
+      marker_stacks_[ev.thread].emplace_back(ev.id, Range{ev.domain, ev.name});
+      if (observed_.size() < 1024) observed_.emplace(ev.domain, ev.name);
+    } else if (ev.kind == MarkerEvent::Kind::end) {
+      // Push/pop ranges end on their own thread; start/end ranges may end anywhere.
+      auto erase_from = [&ev](std::vector<std::pair<std::uint32_t, Range>>& stack) {
+        for (auto it = stack.rbegin(); it != stack.rend(); ++it) {
+          if (it->first == ev.id) { stack.erase(std::next(it).base()); return true; }
+        }
+        return false;
+      };
+      auto own = marker_stacks_.find(ev.thread);
+      if (own == marker_stacks_.end() || !erase_from(own->second)) {
+        for (auto& [thread, stack] : marker_stacks_) {
+          if (erase_from(stack)) break;
+        }
+      }
+    } else if (ev.kind == MarkerEvent::Kind::instant) {
+      if (observed_.size() < 1024) observed_.emplace(ev.domain, ev.name);
+    }
+  }
+  if (Observer* o = observer_.load()) o->on_marker(ev);
+}
+
+RangeStack Engine::marker_ranges(std::uint32_t thread) const {
+  std::lock_guard<std::mutex> lock(marker_mu_);
+  RangeStack out;
+  auto it = marker_stacks_.find(thread);
+  if (it != marker_stacks_.end()) {
+    for (auto const& entry : it->second) out.push_back(entry.second);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Engine::observed_ranges() const {
+  std::lock_guard<std::mutex> lock(marker_mu_);
+  return {observed_.begin(), observed_.end()};
+}
+
+Engine& engine() {
+  static Engine* const instance = new Engine();
+  return *instance;
+}
+
+}  // namespace pbm::telemetry::detail

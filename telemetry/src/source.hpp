@@ -1,0 +1,23 @@
+// The CUPTI source behind the public facade (telemetry.cpp). Implemented by cupti_source.cpp
+// when built with CUPTI, else by cupti_none.cpp. Callers serialise (the facade's mutex).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace pbm::telemetry::detail {
+
+struct AttachResult {
+  bool attached{false};
+  bool subscriber_taken{false};
+  std::string reason;  // one line
+};
+
+bool source_built() noexcept;
+AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size) noexcept;
+void source_detach() noexcept;
+void source_flush() noexcept;
+/// Absolute path of the libcupti this process loaded ("" when not built with CUPTI).
+std::string cupti_library_path();
+
+}  // namespace pbm::telemetry::detail
