@@ -1,4 +1,5 @@
 #include "pointer.hpp"
+#include "state.hpp"
 
 #include <pbm/detail/completion.hpp>
 #include <pbm/detail/kernels.cuh>
@@ -17,12 +18,6 @@
 namespace pbm {
 
 namespace detail {
-
-/// Max-merged counters: snapshots written by concurrent launches may interleave, stats never go back.
-struct MonotonicStats {
-  std::mutex mutex;
-  Stats last{};
-};
 
 struct LaunchAccess {
   static OpHandle make(std::shared_ptr<CompletionPool> pool, Completion* c, std::uint64_t requested) {
@@ -145,7 +140,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
 
 Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::string name,
                  std::uint64_t initial_position)
-    : monotonic_(std::make_unique<detail::MonotonicStats>()), name_(std::move(name)) {
+    : name_(std::move(name)) {
   PBM_NVTX_RANGE(alloc, construct);
   validate_geometry(capacity, stride);
   int count = 0;
@@ -158,10 +153,8 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     PBM_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
     PBM_CUDA_TRY(cudaMalloc(&header_, header_bytes(capacity)));
     PBM_CUDA_TRY(cudaMalloc(&payload_, capacity * stride));
-    PBM_CUDA_TRY(cudaHostAlloc(reinterpret_cast<void**>(&snapshot_host_), sizeof(detail::StatsSnapshot),
-                               cudaHostAllocMapped | cudaHostAllocPortable));
-    std::memset(static_cast<void*>(snapshot_host_), 0, sizeof(detail::StatsSnapshot));
-    PBM_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&snapshot_device_), snapshot_host_, 0));
+    PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&priority_least_, &priority_greatest_));
+    state_ = std::make_shared<detail::MailboxState>(name_, device_, capacity, stride);
     ref_ = MailboxRef(header_, payload_, capacity, stride, initial_position);
     pool_ = std::make_shared<detail::CompletionPool>(device_);
 
@@ -171,7 +164,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     detail::init_kernel<<<blocks, 256, 0, stream>>>(ref_);
     cudaError_t launched = cudaGetLastError();
     if (launched == cudaSuccess) {
-      detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, snapshot_device_);
+      detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, state_->snapshot_device);
       launched = cudaGetLastError();
     }
     cudaError_t synced = cudaSuccess;
@@ -182,6 +175,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     PBM_CUDA_TRY_NOEXCEPT(cudaStreamDestroy(stream));
     PBM_CUDA_TRY(launched);
     PBM_CUDA_TRY(synced);
+    detail::register_mailbox(state_);
   } catch (...) {
     release();
     throw;
@@ -189,7 +183,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
 }
 
 void Mailbox::release() noexcept {
-  if (header_ == nullptr && payload_ == nullptr && snapshot_host_ == nullptr && !pool_) return;
+  if (header_ == nullptr && payload_ == nullptr && !state_ && !pool_) return;
   DeviceGuard* guard = nullptr;
   try {
     guard = new DeviceGuard(device_);
@@ -197,9 +191,8 @@ void Mailbox::release() noexcept {
   }
   if (header_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(header_));
   if (payload_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(payload_));
-  if (snapshot_host_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(snapshot_host_));
   header_ = payload_ = nullptr;
-  snapshot_host_ = snapshot_device_ = nullptr;
+  state_.reset();  // the registry holds it weakly; it frees the snapshot when the last reader is done
   pool_.reset();  // handles still alive keep the pool (and their result slots) alive
   ref_ = MailboxRef{};
   delete guard;
@@ -211,12 +204,12 @@ Mailbox::Mailbox(Mailbox&& other) noexcept
     : ref_(std::exchange(other.ref_, MailboxRef{})),
       header_(std::exchange(other.header_, nullptr)),
       payload_(std::exchange(other.payload_, nullptr)),
-      snapshot_host_(std::exchange(other.snapshot_host_, nullptr)),
-      snapshot_device_(std::exchange(other.snapshot_device_, nullptr)),
+      state_(std::move(other.state_)),
       pool_(std::move(other.pool_)),
-      monotonic_(std::move(other.monotonic_)),
       device_(other.device_),
       multiprocessors_(other.multiprocessors_),
+      priority_least_(other.priority_least_),
+      priority_greatest_(other.priority_greatest_),
       name_(std::move(other.name_)) {}
 
 Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
@@ -225,12 +218,12 @@ Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
     ref_ = std::exchange(other.ref_, MailboxRef{});
     header_ = std::exchange(other.header_, nullptr);
     payload_ = std::exchange(other.payload_, nullptr);
-    snapshot_host_ = std::exchange(other.snapshot_host_, nullptr);
-    snapshot_device_ = std::exchange(other.snapshot_device_, nullptr);
+    state_ = std::move(other.state_);
     pool_ = std::move(other.pool_);
-    monotonic_ = std::move(other.monotonic_);
     device_ = other.device_;
     multiprocessors_ = other.multiprocessors_;
+    priority_least_ = other.priority_least_;
+    priority_greatest_ = other.priority_greatest_;
     name_ = std::move(other.name_);
   }
   return *this;
@@ -249,8 +242,10 @@ PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stre
   PBM_NVTX_RANGE(push, push);
   DeviceGuard guard(device_);
   check_stream_and_pointer(records, n, stream, "push source");
+  state_->count_push(stream_class_of(stream), n);
   detail::CompletionLease lease{pool_, pool_->acquire()};
-  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, snapshot_device_, nullptr};
+  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, state_->snapshot_device,
+                                    nullptr};
   detail::push_kernel<<<detail::grid_for(n * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
       ref_, static_cast<unsigned char const*>(records), n, target);
   PBM_CUDA_TRY(cudaGetLastError());
@@ -263,8 +258,10 @@ PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStre
   PBM_NVTX_RANGE(pop, pop_bulk_async);
   DeviceGuard guard(device_);
   check_stream_and_pointer(dst, max_records, stream, "pop destination");
+  state_->count_pop(stream_class_of(stream), max_records);
   detail::CompletionLease lease{pool_, pool_->acquire()};
-  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, snapshot_device_, nullptr};
+  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, state_->snapshot_device,
+                                    nullptr};
   detail::pop_kernel<<<detail::grid_for(max_records * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
       ref_, static_cast<unsigned char*>(dst), max_records, target);
   PBM_CUDA_TRY(cudaGetLastError());
@@ -281,29 +278,21 @@ void Mailbox::refresh_stats(cudaStream_t stream) {
   PBM_EXPECTS(header_ != nullptr, "use of a moved-from Mailbox");
   DeviceGuard guard(device_);
   detail::check_stream_device(stream, device_);
-  detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, snapshot_device_);
+  PBM_NVTX_RANGE(telemetry, refresh_stats);
+  detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, state_->snapshot_device);
   PBM_CUDA_TRY(cudaGetLastError());
 }
 
+StreamClass Mailbox::stream_class_of(cudaStream_t stream) const {
+  if (priority_greatest_ == priority_least_) return StreamClass::peripheral;
+  int priority = priority_least_;
+  PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
+  return priority == priority_greatest_ ? StreamClass::focus : StreamClass::peripheral;
+}
+
 Stats Mailbox::stats() const {
-  PBM_EXPECTS(snapshot_host_ != nullptr, "use of a moved-from Mailbox");
-  auto const* s = static_cast<detail::StatsSnapshot const volatile*>(snapshot_host_);
-  std::uint64_t const initial = s->initial_position;
-  Stats now{};
-  now.pushed = s->reserve - initial;
-  now.popped = s->release - initial;
-  now.dropped = s->dropped;
-  now.pop_calls = s->pop_calls;
-  std::lock_guard<std::mutex> lock(monotonic_->mutex);
-  Stats& last = monotonic_->last;
-  last.pushed = std::max(last.pushed, now.pushed);
-  last.popped = std::max(last.popped, now.popped);
-  last.dropped = std::max(last.dropped, now.dropped);
-  last.pop_calls = std::max(last.pop_calls, now.pop_calls);
-  last.occupancy = last.pushed >= last.popped ? last.pushed - last.popped : 0;
-  last.capacity = capacity();
-  last.stride = stride();
-  return last;
+  PBM_EXPECTS(state_ != nullptr, "use of a moved-from Mailbox");
+  return state_->stats();
 }
 
 }  // namespace pbm

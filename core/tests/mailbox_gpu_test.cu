@@ -5,6 +5,7 @@
 
 #include <pbm/device.cuh>
 #include <pbm/mailbox.hpp>
+#include <pbm/registry.hpp>
 #include <pbm/stream.hpp>
 
 #include <chrono>
@@ -369,6 +370,41 @@ TEST(MailboxGpu, HandlesOutlivingManyLaunchesGrowThePoolSafely) {
   for (auto& h : handles) total += h.wait();
   EXPECT_EQ(total, 200u * 50);
   EXPECT_EQ(mailbox.stats().pushed, 200u * 50);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(MailboxGpu, RegistryReportsLiveMailboxesWithCountsSplitByStreamClass) {
+  PBM_REQUIRE_GPU();
+  DeviceBuffer<Rec> in(64), out(64);
+  in.from_host(make_records(9, 0, 64));
+  {
+    pbm::Mailbox mailbox(128, sizeof(Rec), -1, "registry-test");
+    pbm::Stream focus(pbm::StreamClass::focus), peripheral(pbm::StreamClass::peripheral);
+    mailbox.push(in.ptr, 64, peripheral).wait();
+    mailbox.push(in.ptr, 64, focus).wait();
+    mailbox.push(in.ptr, 64, focus).wait();  // 128 fit, 64 dropped
+    EXPECT_EQ(mailbox.pop_bulk(out.ptr, 64, focus), 64u);
+    bool found = false;
+    for (auto const& info : pbm::mailboxes()) {
+      if (info.name != "registry-test") continue;
+      found = true;
+      EXPECT_EQ(info.push_calls[0], 2u) << "focus";
+      EXPECT_EQ(info.push_calls[1], 1u) << "peripheral";
+      EXPECT_EQ(info.pop_calls[0], 1u);
+      EXPECT_EQ(info.push_requested_records, 192u);
+      EXPECT_EQ(info.stats.pushed, 128u);
+      EXPECT_EQ(info.stats.dropped, 64u);
+      EXPECT_EQ(info.stats.popped, 64u);
+      EXPECT_EQ(info.stats.occupancy, 64u);
+    }
+    EXPECT_TRUE(found);
+    EXPECT_EQ(pbm::classify_stream(focus), pbm::StreamClass::focus);
+    EXPECT_EQ(pbm::classify_stream(peripheral), pbm::StreamClass::peripheral);
+  }
+  for (auto const& info : pbm::mailboxes()) EXPECT_NE(info.name, "registry-test") << "destroyed mailbox still listed";
 }
 
 }  // namespace

@@ -27,8 +27,7 @@ namespace detail {
 class CompletionPool;
 struct Completion;
 struct LaunchAccess;
-struct StatsSnapshot;
-struct MonotonicStats;
+struct MailboxState;
 }  // namespace detail
 
 /// Counters and positions of a mailbox, from the stats snapshot in mapped host memory.
@@ -147,16 +146,17 @@ class Mailbox {
  private:
   void release() noexcept;
   void check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream, char const* what) const;
+  StreamClass stream_class_of(cudaStream_t stream) const;
 
   MailboxRef ref_{};
   void* header_ = nullptr;
   void* payload_ = nullptr;
-  detail::StatsSnapshot* snapshot_host_ = nullptr;
-  detail::StatsSnapshot* snapshot_device_ = nullptr;
+  std::shared_ptr<detail::MailboxState> state_;  // snapshot, counters; shared with the registry
   std::shared_ptr<detail::CompletionPool> pool_;
-  std::unique_ptr<detail::MonotonicStats> monotonic_;
   int device_ = -1;
   int multiprocessors_ = 1;
+  int priority_least_ = 0;
+  int priority_greatest_ = 0;
   std::string name_;
 };
 

@@ -1,0 +1,33 @@
+// The registry of live mailboxes: what exporters and telemetry read to report push/pop counts,
+// drops and occupancy. Reading it makes no CUDA call: counts come from the stats snapshots the
+// mailboxes' own kernels leave in mapped host memory, and from host-side call counters.
+// Thread-safety: all functions are thread-safe.
+#pragma once
+
+#include <pbm/mailbox.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pbm {
+
+/// One live mailbox, as seen now. Arrays indexed by StreamClass (focus = 0, peripheral = 1).
+struct MailboxInfo {
+  std::string name;
+  int device = 0;
+  Stats stats{};
+  std::uint64_t push_calls[2] = {0, 0};
+  std::uint64_t pop_calls[2] = {0, 0};
+  std::uint64_t push_requested_records = 0;  // records asked to be pushed (pushed + dropped by host pushes)
+  std::uint64_t pop_requested_records = 0;   // sum of max_records over pops
+};
+
+/// Every Mailbox alive now, in creation order.
+std::vector<MailboxInfo> mailboxes();
+
+/// The class of a stream by its priority: the device's greatest priority is focus, anything else
+/// peripheral. One cudaStreamGetPriority call; no synchronisation.
+StreamClass classify_stream(cudaStream_t stream);
+
+}  // namespace pbm

@@ -1,0 +1,115 @@
+#include "state.hpp"
+
+#include <pbm/error.hpp>
+#include <pbm/registry.hpp>
+#include <pbm/stream.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace pbm {
+
+namespace detail {
+
+MailboxState::MailboxState(std::string name_, int device_, std::uint64_t capacity_, std::uint32_t stride_)
+    : name(std::move(name_)), device(device_), capacity(capacity_), stride(stride_) {
+  DeviceGuard guard(device);
+  PBM_CUDA_TRY(cudaHostAlloc(reinterpret_cast<void**>(&snapshot_host), sizeof(StatsSnapshot),
+                             cudaHostAllocMapped | cudaHostAllocPortable));
+  std::memset(static_cast<void*>(snapshot_host), 0, sizeof(StatsSnapshot));
+  cudaError_t const err = cudaHostGetDevicePointer(reinterpret_cast<void**>(&snapshot_device), snapshot_host, 0);
+  if (err != cudaSuccess) {
+    PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(snapshot_host));
+    PBM_CUDA_TRY(err);
+  }
+}
+
+MailboxState::~MailboxState() {
+  if (snapshot_host != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(snapshot_host));
+}
+
+Stats MailboxState::stats() {
+  auto const* s = static_cast<StatsSnapshot const volatile*>(snapshot_host);
+  std::uint64_t const initial = s->initial_position;
+  Stats now{};
+  now.pushed = s->reserve - initial;
+  now.popped = s->release - initial;
+  now.dropped = s->dropped;
+  now.pop_calls = s->pop_calls;
+  std::lock_guard<std::mutex> lock(mutex_);
+  last_.pushed = std::max(last_.pushed, now.pushed);
+  last_.popped = std::max(last_.popped, now.popped);
+  last_.dropped = std::max(last_.dropped, now.dropped);
+  last_.pop_calls = std::max(last_.pop_calls, now.pop_calls);
+  last_.occupancy = last_.pushed >= last_.popped ? last_.pushed - last_.popped : 0;
+  last_.capacity = capacity;
+  last_.stride = stride;
+  return last_;
+}
+
+void MailboxState::count_push(StreamClass cls, std::uint64_t requested) noexcept {
+  push_calls[static_cast<int>(cls)].fetch_add(1, std::memory_order_relaxed);
+  push_requested.fetch_add(requested, std::memory_order_relaxed);
+}
+
+void MailboxState::count_pop(StreamClass cls, std::uint64_t requested) noexcept {
+  pop_calls[static_cast<int>(cls)].fetch_add(1, std::memory_order_relaxed);
+  pop_requested.fetch_add(requested, std::memory_order_relaxed);
+}
+
+namespace {
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<std::weak_ptr<MailboxState>>& registry() {
+  static std::vector<std::weak_ptr<MailboxState>> r;
+  return r;
+}
+}  // namespace
+
+void register_mailbox(std::shared_ptr<MailboxState> const& state) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto& r = registry();
+  r.erase(std::remove_if(r.begin(), r.end(), [](auto const& w) { return w.expired(); }), r.end());
+  r.push_back(state);
+}
+
+}  // namespace detail
+
+std::vector<MailboxInfo> mailboxes() {
+  std::vector<std::shared_ptr<detail::MailboxState>> live;
+  {
+    std::lock_guard<std::mutex> lock(detail::registry_mutex());
+    for (auto const& w : detail::registry())
+      if (auto s = w.lock()) live.push_back(std::move(s));
+  }
+  std::vector<MailboxInfo> out;
+  out.reserve(live.size());
+  for (auto const& s : live) {
+    MailboxInfo info;
+    info.name = s->name;
+    info.device = s->device;
+    info.stats = s->stats();
+    for (int c = 0; c < 2; ++c) {
+      info.push_calls[c] = s->push_calls[c].load(std::memory_order_relaxed);
+      info.pop_calls[c] = s->pop_calls[c].load(std::memory_order_relaxed);
+    }
+    info.push_requested_records = s->push_requested.load(std::memory_order_relaxed);
+    info.pop_requested_records = s->pop_requested.load(std::memory_order_relaxed);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+StreamClass classify_stream(cudaStream_t stream) {
+  int priority = 0;
+  PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
+  int least = 0, greatest = 0;
+  PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  return priority == greatest && greatest != least ? StreamClass::focus : StreamClass::peripheral;
+}
+
+}  // namespace pbm
