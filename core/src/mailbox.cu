@@ -47,6 +47,18 @@ struct CompletionLease {
 }  // namespace
 }  // namespace detail
 
+namespace {
+/// With lazy module loading (CUDA's default), the first launch of a kernel loads it, and loading
+/// waits for the device to be idle: a push or pop launched while a user's persistent kernel spins
+/// on the mailbox would never start. Loading ours at construction avoids that.
+void load_kernels() {
+  cudaFuncAttributes attributes{};
+  PBM_CUDA_TRY(cudaFuncGetAttributes(&attributes, detail::push_kernel));
+  PBM_CUDA_TRY(cudaFuncGetAttributes(&attributes, detail::pop_kernel));
+  PBM_CUDA_TRY(cudaFuncGetAttributes(&attributes, detail::snapshot_kernel));
+}
+}  // namespace
+
 void validate_geometry(std::uint64_t capacity, std::uint32_t stride) {
   PBM_EXPECTS(capacity > 0, "capacity must be at least 1 record, got 0");
   PBM_EXPECTS(capacity <= kMaxCapacity, "capacity " + std::to_string(capacity) + " exceeds the maximum of " +
@@ -158,6 +170,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     ref_ = MailboxRef(header_, payload_, capacity, stride, initial_position);
     pool_ = std::make_shared<detail::CompletionPool>(device_);
 
+    load_kernels();
     cudaStream_t stream = nullptr;
     PBM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     unsigned const blocks = static_cast<unsigned>(std::clamp<std::uint64_t>((capacity + 255) / 256, 1, 1024));

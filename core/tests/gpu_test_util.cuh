@@ -39,7 +39,16 @@ struct DeviceBuffer {
     cudaMemcpy(out.data(), ptr, size * sizeof(T), cudaMemcpyDeviceToHost);
     return out;
   }
-  void from_host(std::vector<T> const& in) { cudaMemcpy(ptr, in.data(), in.size() * sizeof(T), cudaMemcpyHostToDevice); }
+  /// Synchronises: a pageable cudaMemcpy may return before its DMA lands, and the kernels under
+  /// test run on non-blocking streams that do not order after the legacy stream.
+  void from_host(std::vector<T> const& in) {
+    cudaMemcpy(ptr, in.data(), in.size() * sizeof(T), cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
+  }
+  void fill(int byte) {
+    cudaMemset(ptr, byte, size * sizeof(T));
+    cudaDeviceSynchronize();
+  }
   T* ptr = nullptr;
   std::size_t size;
 };

@@ -34,7 +34,7 @@ std::vector<Rec> make_records(std::uint32_t producer, std::uint32_t first, std::
   return v;
 }
 
-void fill_poison(DeviceBuffer<Rec>& buf) { cudaMemset(buf.ptr, 0xEE, buf.size * sizeof(Rec)); }
+void fill_poison(DeviceBuffer<Rec>& buf) { buf.fill(0xEE); }
 
 TEST(MailboxGpu, PushThenPopReturnsRecordsInFifoOrderWithTheRightCount) {
   PBM_REQUIRE_GPU();
@@ -176,6 +176,11 @@ ConcurrentResult run_concurrent(unsigned producer_blocks, unsigned consumer_bloc
   cudaMemset(last.ptr, 0xFF, producers * sizeof(std::uint32_t));  // "last seq" = -1
   cudaDeviceSynchronize();
   unsigned long long const timeout = 20ull * 1000 * 1000 * 1000;  // ~10 s of cycles
+  // Load both kernels before either runs: with lazy module loading, loading a kernel while a
+  // spinning kernel runs waits for it, and the two would never overlap.
+  cudaFuncAttributes attributes{};
+  EXPECT_EQ(cudaFuncGetAttributes(&attributes, consumer_kernel), cudaSuccess);
+  EXPECT_EQ(cudaFuncGetAttributes(&attributes, producer_kernel), cudaSuccess);
   pbm::Stream produce(pbm::StreamClass::peripheral), consume(pbm::StreamClass::focus);
   consumer_kernel<<<consumer_blocks, kThreads, 0, consume>>>(mailbox.ref(), scratch.ptr, per_thread, expected,
                                                              total.ptr, seen.ptr,
@@ -336,6 +341,7 @@ TEST(MailboxGpu, CorruptedHeaderIsDetectedOnDeviceAndReported) {
   std::uint32_t saved = 0;
   PBM_TEST_CUDA(cudaMemcpy(&saved, mailbox.ref().header(), 4, cudaMemcpyDeviceToHost));
   PBM_TEST_CUDA(cudaMemset(mailbox.ref().header(), 0x5A, 4));  // smash the magic
+  PBM_TEST_CUDA(cudaDeviceSynchronize());
   auto handle = mailbox.pop_bulk_async(out.ptr, 64, nullptr);
   try {
     handle.wait();

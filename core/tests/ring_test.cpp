@@ -265,5 +265,7 @@ TEST(RingThreads, ManyProducersManyConsumersSingleRecords) { run_mpmc(64, 4, 3, 
 TEST(RingThreads, ManyProducersManyConsumersBatches) { run_mpmc(64, 4, 3, 20000, true); }
 TEST(RingThreads, NearlyFullMailboxCountsDropsExactly) { run_mpmc(5, 6, 2, 5000, true); }
 TEST(RingThreads, CapacityOne) { run_mpmc(1, 3, 3, 3000, false); }
+TEST(RingThreads, LargeCapacityTakesTheFastPath) { run_mpmc(3 * pbm::detail::kFastPathMargin, 4, 2, 30000, true); }
+TEST(RingThreads, ManyProducersHammeringAFullMailboxStillMakeProgress) { run_mpmc(16, 12, 1, 2000, false); }
 
 }  // namespace

@@ -101,22 +101,43 @@ PBM_HD inline DeviceError validate(RingHeader const& h, uint32_t expected_stride
 
 // ---------------------------------------------------------------- producer side
 
+/// Room above which producers take slots with one fetch_sub; below it they use a CAS loop.
+inline constexpr int64_t kFastPathMargin = 4096;
+
+/// Takes up to n slots from free_slots; returns how many (0..n).
+/// Plenty of room: one fetch_sub (what overshoots is given back). Little room: a CAS loop that
+/// never drives the count below zero, so producers hammering a full mailbox only read it. (With
+/// fetch_sub-and-give-back alone, thousands of failing producers keep the count transiently
+/// negative and starve everyone: seen on an H100 with 12k threads.)
+PBM_HD inline uint64_t take_slots(RingView v, uint64_t n) noexcept {
+  atomic_ref<int64_t> free_slots(v.header->free_slots);
+  int64_t const want = static_cast<int64_t>(n);
+  int64_t cur = free_slots.load(relaxed);
+  if (cur >= want + kFastPathMargin) {
+    // acq_rel: pairs with consumers' release of free_slots, so our writes land after their reads.
+    int64_t const before = free_slots.fetch_sub(want, acq_rel);
+    if (before >= want) return n;
+    free_slots.fetch_add(want, relaxed);  // overshot: give back, take the careful path
+    cur = free_slots.load(relaxed);
+  }
+  while (cur > 0) {
+    int64_t const take = cur < want ? cur : want;
+    if (free_slots.compare_exchange_weak(cur, cur - take, acq_rel, relaxed)) return static_cast<uint64_t>(take);
+  }
+  return 0;
+}
+
 /// Takes up to n slots; returns how many (0..n) and their first position in *base.
 /// The n - k records that got no slot are counted as dropped.
 PBM_HD inline uint64_t reserve(RingView v, uint64_t n, uint64_t* base) noexcept {
   if (n == 0) return 0;
-  atomic_ref<int64_t> free_slots(v.header->free_slots);
-  int64_t const want = static_cast<int64_t>(n);
-  // acq_rel: pairs with consumers' release of free_slots, so our writes land after their reads.
-  int64_t const before = free_slots.fetch_sub(want, acq_rel);
-  int64_t got = before < 0 ? 0 : (before < want ? before : want);
-  if (got < want) free_slots.fetch_add(want - got, relaxed);  // give back what we could not take
-  if (got < want) atomic_ref<uint64_t>(v.header->dropped).fetch_add(static_cast<uint64_t>(want - got), relaxed);
+  uint64_t const got = take_slots(v, n);
+  if (got < n) atomic_ref<uint64_t>(v.header->dropped).fetch_add(n - got, relaxed);
   if (got == 0) return 0;
   // acq_rel: the slot behind our position may have been freed by a release that a producer
   // reserving before us (in `reserve` order) observed; the RMW chain carries that ordering to us.
-  *base = atomic_ref<uint64_t>(v.header->reserve).fetch_add(static_cast<uint64_t>(got), acq_rel);
-  return static_cast<uint64_t>(got);
+  *base = atomic_ref<uint64_t>(v.header->reserve).fetch_add(got, acq_rel);
+  return got;
 }
 
 /// Publishes the record at `position` (its bytes must already be written by this thread, or be
