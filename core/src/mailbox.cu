@@ -152,7 +152,17 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
 
 Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::string name,
                  std::uint64_t initial_position)
-    : name_(std::move(name)) {
+    : Mailbox(capacity, stride, device, std::move(name), initial_position, nullptr) {}
+
+Mailbox Mailbox::adopt(void* header, void* payload, std::uint64_t capacity, std::uint32_t stride, int device,
+                       std::string name, bool initialize) {
+  External const external{header, payload, initialize};
+  return Mailbox(capacity, stride, device, std::move(name), 0, &external);
+}
+
+Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::string name,
+                 std::uint64_t initial_position, External const* external)
+    : owns_memory_(external == nullptr), name_(std::move(name)) {
   PBM_NVTX_RANGE(alloc, construct);
   validate_geometry(capacity, stride);
   int count = 0;
@@ -163,8 +173,15 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
   DeviceGuard guard(device_);
   try {
     PBM_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
-    PBM_CUDA_TRY(cudaMalloc(&header_, header_bytes(capacity)));
-    PBM_CUDA_TRY(cudaMalloc(&payload_, capacity * stride));
+    if (external != nullptr) {
+      detail::check_device_buffer(external->header, header_bytes(capacity), device_, "mailbox header");
+      detail::check_device_buffer(external->payload, capacity * stride, device_, "mailbox payload");
+      header_ = external->header;
+      payload_ = external->payload;
+    } else {
+      PBM_CUDA_TRY(cudaMalloc(&header_, header_bytes(capacity)));
+      PBM_CUDA_TRY(cudaMalloc(&payload_, capacity * stride));
+    }
     PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&priority_least_, &priority_greatest_));
     state_ = std::make_shared<detail::MailboxState>(name_, device_, capacity, stride);
     ref_ = MailboxRef(header_, payload_, capacity, stride, initial_position);
@@ -174,7 +191,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     cudaStream_t stream = nullptr;
     PBM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     unsigned const blocks = static_cast<unsigned>(std::clamp<std::uint64_t>((capacity + 255) / 256, 1, 1024));
-    detail::init_kernel<<<blocks, 256, 0, stream>>>(ref_);
+    if (external == nullptr || external->initialize) detail::init_kernel<<<blocks, 256, 0, stream>>>(ref_);
     cudaError_t launched = cudaGetLastError();
     if (launched == cudaSuccess) {
       detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, state_->snapshot_device);
@@ -202,8 +219,8 @@ void Mailbox::release() noexcept {
     guard = new DeviceGuard(device_);
   } catch (...) {
   }
-  if (header_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(header_));
-  if (payload_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(payload_));
+  if (owns_memory_ && header_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(header_));
+  if (owns_memory_ && payload_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(payload_));
   header_ = payload_ = nullptr;
   state_.reset();  // the registry holds it weakly; it frees the snapshot when the last reader is done
   pool_.reset();  // handles still alive keep the pool (and their result slots) alive
@@ -223,6 +240,7 @@ Mailbox::Mailbox(Mailbox&& other) noexcept
       multiprocessors_(other.multiprocessors_),
       priority_least_(other.priority_least_),
       priority_greatest_(other.priority_greatest_),
+      owns_memory_(other.owns_memory_),
       name_(std::move(other.name_)) {}
 
 Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
@@ -237,6 +255,7 @@ Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
     multiprocessors_ = other.multiprocessors_;
     priority_least_ = other.priority_least_;
     priority_greatest_ = other.priority_greatest_;
+    owns_memory_ = other.owns_memory_;
     name_ = std::move(other.name_);
   }
   return *this;
@@ -251,14 +270,16 @@ void Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, c
   detail::check_device_buffer(ptr, records * stride(), device_, what);
 }
 
-PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stream) {
+PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stream,
+                         unsigned long long* device_count) {
   PBM_NVTX_RANGE(push, push);
   DeviceGuard guard(device_);
   check_stream_and_pointer(records, n, stream, "push source");
+  check_device_count(device_count);
   state_->count_push(stream_class_of(stream), n);
   detail::CompletionLease lease{pool_, pool_->acquire()};
   detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, state_->snapshot_device,
-                                    nullptr};
+                                    device_count};
   detail::push_kernel<<<detail::grid_for(n * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
       ref_, static_cast<unsigned char const*>(records), n, target);
   PBM_CUDA_TRY(cudaGetLastError());
@@ -267,14 +288,16 @@ PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stre
   return detail::LaunchAccess::make(pool_, lease.c, n);
 }
 
-PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream) {
+PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
+                                  unsigned long long* device_count) {
   PBM_NVTX_RANGE(pop, pop_bulk_async);
   DeviceGuard guard(device_);
   check_stream_and_pointer(dst, max_records, stream, "pop destination");
+  check_device_count(device_count);
   state_->count_pop(stream_class_of(stream), max_records);
   detail::CompletionLease lease{pool_, pool_->acquire()};
   detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, state_->snapshot_device,
-                                    nullptr};
+                                    device_count};
   detail::pop_kernel<<<detail::grid_for(max_records * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
       ref_, static_cast<unsigned char*>(dst), max_records, target);
   PBM_CUDA_TRY(cudaGetLastError());
@@ -294,6 +317,13 @@ void Mailbox::refresh_stats(cudaStream_t stream) {
   PBM_NVTX_RANGE(telemetry, refresh_stats);
   detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, state_->snapshot_device);
   PBM_CUDA_TRY(cudaGetLastError());
+}
+
+void Mailbox::check_device_count(unsigned long long const* device_count) const {
+  if (device_count == nullptr) return;
+  PBM_EXPECTS(reinterpret_cast<std::uintptr_t>(device_count) % alignof(unsigned long long) == 0,
+              "device count is not 8-byte aligned");
+  detail::check_device_buffer(device_count, sizeof(*device_count), device_, "device count");
 }
 
 StreamClass Mailbox::stream_class_of(cudaStream_t stream) const {

@@ -116,12 +116,16 @@ class Mailbox {
   /// Pushes n records (n × stride bytes of device memory at `records`, on this device, 4-byte
   /// aligned) in order with one reservation; what does not fit is dropped and counted.
   /// One kernel launch on `stream`. Does not synchronise. The handle gives the count pushed.
-  PushHandle push(void const* records, std::uint64_t n, cudaStream_t stream);
+  /// `device_count`, when not null, is device memory where the kernel also writes the count
+  /// (an unsigned 64-bit word), for callers that keep the count on the device.
+  PushHandle push(void const* records, std::uint64_t n, cudaStream_t stream,
+                  unsigned long long* device_count = nullptr);
 
   /// Pops up to max_records records (the longest committed FIFO prefix) into `dst` (device memory
   /// of at least max_records × stride bytes on this device, 4-byte aligned). One kernel launch and
   /// one event record on `stream`. Does not synchronise; the handle gives the count.
-  PopHandle pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream);
+  PopHandle pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
+                           unsigned long long* device_count = nullptr);
 
   /// pop_bulk_async + wait. Synchronises with this pop only (an expected wait).
   std::uint64_t pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy = {});
@@ -143,10 +147,30 @@ class Mailbox {
   Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device, std::string name,
           std::uint64_t initial_position);
 
+  /// Wraps device memory the caller owns and keeps alive longer than the mailbox (e.g. a binding's
+  /// tensors): `header` of header_bytes(capacity) bytes and `payload` of capacity × stride bytes,
+  /// both on `device`. With `initialize`, initialises the header (synchronises, like the
+  /// constructor). Without, the header must have been initialised for this capacity and stride:
+  /// every kernel validates it, and an operation on a bad header changes nothing and reports
+  /// pbm::header_error from wait(). Throws std::invalid_argument for bad geometry or pointers.
+  static Mailbox adopt(void* header, void* payload, std::uint64_t capacity_records, std::uint32_t record_stride,
+                       int device, std::string name, bool initialize);
+
+  /// True when the mailbox allocated (and will free) its memory; false for adopt().
+  bool owns_memory() const noexcept { return owns_memory_; }
+
  private:
+  struct External {
+    void* header;
+    void* payload;
+    bool initialize;
+  };
+  Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device, std::string name,
+          std::uint64_t initial_position, External const* external);
   void release() noexcept;
   void check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream, char const* what) const;
   StreamClass stream_class_of(cudaStream_t stream) const;
+  void check_device_count(unsigned long long const* device_count) const;
 
   MailboxRef ref_{};
   void* header_ = nullptr;
@@ -157,6 +181,7 @@ class Mailbox {
   int multiprocessors_ = 1;
   int priority_least_ = 0;
   int priority_greatest_ = 0;
+  bool owns_memory_ = true;
   std::string name_;
 };
 
