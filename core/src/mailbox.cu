@@ -124,9 +124,17 @@ std::uint64_t OpHandle::wait(WaitPolicy policy) const {
       auto const start = std::chrono::steady_clock::now();
       auto const limit = std::chrono::nanoseconds(policy.spin_ns);
       for (unsigned i = 1; !completion_->done(generation_); ++i) {
-        if (policy.mode == WaitMode::spin_then_block && i % 64 == 0 &&
-            std::chrono::steady_clock::now() - start > limit)
-          break;
+        if (i % 64 != 0) continue;
+        auto const elapsed = std::chrono::steady_clock::now() - start;
+        if (policy.mode == WaitMode::spin_then_block && elapsed > limit) break;
+        if (policy.mode == WaitMode::spin && i % (1u << 20) == 0) {
+          // A kernel that faulted never publishes: look at the event now and then so a pure
+          // spin cannot hang on it (a query, counted as pbm's own expected sync).
+          ExpectedSyncScope expected;
+          cudaError_t const status = cudaEventQuery(completion_->event);
+          if (status != cudaSuccess && status != cudaErrorNotReady) PBM_CUDA_TRY(status);
+          if (status == cudaSuccess) break;
+        }
       }
     }
     if (!completion_->done(generation_)) {
