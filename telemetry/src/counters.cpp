@@ -1,7 +1,9 @@
 // Lock-free counters: relaxed atomic adds into fixed arrays indexed by label values.
 #include <pbm/telemetry/counters.hpp>
+#include <pbm/telemetry/mailbox_metrics.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 namespace pbm::telemetry {
@@ -214,6 +216,13 @@ std::vector<CounterSample> Counters::snapshot() const {
   out.push_back(counter("pbm_telemetry_records_processed_total", health_.records_processed.load()));
   out.push_back(counter("pbm_telemetry_buffer_pool_exhausted_total", health_.buffer_pool_exhausted.load()));
   out.push_back(counter("pbm_telemetry_unattributed_records_total", health_.unattributed_records.load()));
+  std::string const rank = rank_from_env();
+  if (!rank.empty()) {
+    for (CounterSample& s : out) s.labels["rank"] = rank;
+  }
+  // Per-mailbox series: mapped host memory and host counters only (no CUDA call).
+  std::vector<CounterSample> mailboxes = mailbox_samples(pbm::mailboxes(), rank);
+  out.insert(out.end(), std::make_move_iterator(mailboxes.begin()), std::make_move_iterator(mailboxes.end()));
   return out;
 }
 

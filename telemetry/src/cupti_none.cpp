@@ -10,5 +10,6 @@ AttachResult source_attach(std::size_t, std::size_t) noexcept {
 void source_detach() noexcept {}
 void source_flush() noexcept {}
 std::string cupti_library_path() { return {}; }
+void forget_library_for_testing() noexcept {}
 
 }  // namespace pbm::telemetry::detail

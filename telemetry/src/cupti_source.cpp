@@ -1,6 +1,7 @@
 // The CUPTI source: one subscriber per process, API callbacks for copies/syncs/NVTX ranges,
 // MEMCPY/MEMSET/SYNCHRONIZATION/MARKER activity into a bounded buffer pool.
 // Static CUPTIAPI trampolines forward to the single CuptiSource instance.
+#include "cupti_api.hpp"
 #include "decoder.hpp"
 #include "source.hpp"
 
@@ -34,9 +35,12 @@ constexpr CUpti_CallbackId kNvtxCallbacks[] = {
     CUPTI_CBID_NVTX_nvtxDomainRangePushEx, CUPTI_CBID_NVTX_nvtxDomainRangePop,
     CUPTI_CBID_NVTX_nvtxDomainCreateA, CUPTI_CBID_NVTX_nvtxDomainRegisterStringA};
 
+// The loaded libcupti; set by attach() before anything below can run (callbacks come only after it).
+CuptiApi const& api() noexcept { return *loaded_cupti(); }
+
 std::string result_string(CUptiResult r) {
   char const* text = nullptr;
-  if (cuptiGetResultString(r, &text) != CUPTI_SUCCESS || text == nullptr) return "CUPTI error " + std::to_string(r);
+  if (api().GetResultString(r, &text) != CUPTI_SUCCESS || text == nullptr) return "CUPTI error " + std::to_string(r);
   return text;
 }
 
@@ -49,8 +53,9 @@ class CuptiSource {
 
   AttachResult attach(std::size_t buffer_count, std::size_t buffer_size);
   void detach() noexcept;
+  bool attached() const noexcept { return attached_; }
   void flush() noexcept {
-    if (attached_) cuptiActivityFlushAll(0);
+    if (attached_) api().ActivityFlushAll(0);
   }
 
  private:
@@ -98,15 +103,17 @@ class CuptiSource {
 
 AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size) {
   if (attached_) return {true, false, "attached"};
+  std::string load_error;
+  if (load_cupti(&load_error) == nullptr) return {false, false, load_error};
   // libcupti loads without a driver but fails with CUPTI_ERROR_UNKNOWN; say what is missing.
   if (void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
     dlclose(driver);
   } else {
     return {false, false, "CUPTI unavailable: no CUDA driver (libcuda.so.1 not loadable); detection disabled"};
   }
-  cuptiSetThreadIdType(CUPTI_ACTIVITY_THREAD_ID_TYPE_SYSTEM);  // marker thread ids == gettid()
+  api().SetThreadIdType(CUPTI_ACTIVITY_THREAD_ID_TYPE_SYSTEM);  // marker thread ids == gettid()
 
-  CUptiResult r = cuptiSubscribe(&subscriber_, &CuptiSource::on_callback, this);
+  CUptiResult r = api().Subscribe(&subscriber_, &CuptiSource::on_callback, this);
   if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
     return {false, true,
             "another CUPTI client (Nsight Systems, Nsight Compute, torch.profiler/Kineto, ...) holds the "
@@ -129,20 +136,20 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
 
   auto fail = [this](std::string what, CUptiResult res) {
     disable_all();
-    cuptiUnsubscribe(subscriber_);
+    api().Unsubscribe(subscriber_);
     return AttachResult{false, false, "CUPTI unavailable: " + what + " failed (" + result_string(res) + ")"};
   };
   for (CallbackSpec const& s : runtime_callbacks()) {
-    if ((r = cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API, s.cbid)) != CUPTI_SUCCESS)
-      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
+    if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API, s.cbid)) != CUPTI_SUCCESS)
+      return fail(std::string("api().EnableCallback(") + s.name + ")", r);
   }
   for (CallbackSpec const& s : driver_callbacks()) {
-    if ((r = cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API, s.cbid)) != CUPTI_SUCCESS)
-      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
+    if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API, s.cbid)) != CUPTI_SUCCESS)
+      return fail(std::string("api().EnableCallback(") + s.name + ")", r);
   }
   for (CUpti_CallbackId cbid : kNvtxCallbacks) {
-    if ((r = cuptiEnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
-      return fail("cuptiEnableCallback(NVTX)", r);
+    if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
+      return fail("api().EnableCallback(NVTX)", r);
   }
 #ifndef NVTX_DISABLE
   {
@@ -152,29 +159,29 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
     if (pbm_domain != nullptr) domains_[pbm_domain] = pbm::nvtx::domain::name;
   }
 #endif
-  if ((r = cuptiActivityRegisterCallbacks(&CuptiSource::on_buffer_requested, &CuptiSource::on_buffer_completed)) !=
+  if ((r = api().ActivityRegisterCallbacks(&CuptiSource::on_buffer_requested, &CuptiSource::on_buffer_completed)) !=
       CUPTI_SUCCESS)
     return fail("cuptiActivityRegisterCallbacks", r);
   for (CUpti_ActivityKind kind : kActivityKinds) {
-    if ((r = cuptiActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
+    if ((r = api().ActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
   }
   attached_ = true;
   return {true, false, "attached"};
 }
 
 void CuptiSource::disable_all() noexcept {
-  for (CUpti_ActivityKind kind : kActivityKinds) cuptiActivityDisable(kind);
-  cuptiEnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API);
-  cuptiEnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API);
-  cuptiEnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_NVTX);
+  for (CUpti_ActivityKind kind : kActivityKinds) api().ActivityDisable(kind);
+  api().EnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API);
+  api().EnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API);
+  api().EnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_NVTX);
 }
 
 void CuptiSource::detach() noexcept {
   if (!attached_) return;
-  cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  api().ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   disable_all();
-  cuptiUnsubscribe(subscriber_);
-  cuptiFinalize();  // lets another tool (torch.profiler) start from a clean CUPTI
+  api().Unsubscribe(subscriber_);
+  api().Finalize();  // lets another tool (torch.profiler) start from a clean CUPTI
   attached_ = false;
 }
 
@@ -214,7 +221,7 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
   }
   if (has_stream && data->context != nullptr) {
     std::uint32_t id = 0;
-    if (cuptiGetStreamIdEx(data->context, stream, per_thread, &id) == CUPTI_SUCCESS) call.stream = id;
+    if (api().GetStreamIdEx(data->context, stream, per_thread, &id) == CUPTI_SUCCESS) call.stream = id;
   }
   engine().api_enter(call);
 }
@@ -306,7 +313,7 @@ void CuptiSource::complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint
   Health& health = engine().counters().health();
   if (buffer != nullptr && valid > 0) {
     CUpti_Activity* record = nullptr;
-    while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+    while (api().ActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
       try {
         ingest_record(record);
       } catch (...) {  // out of memory: lose this record, never unwind into CUPTI
@@ -314,7 +321,7 @@ void CuptiSource::complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint
     }
   }
   std::size_t dropped = 0;
-  if (cuptiActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS && dropped != 0) {
+  if (api().ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS && dropped != 0) {
     health.dropped_records.fetch_add(dropped, std::memory_order_relaxed);
   }
   health.buffers_processed.fetch_add(1, std::memory_order_relaxed);
@@ -340,10 +347,12 @@ void source_detach() noexcept { CuptiSource::instance().detach(); }
 void source_flush() noexcept { CuptiSource::instance().flush(); }
 
 std::string cupti_library_path() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&cuptiGetVersion), &info) == 0 || info.dli_fname == nullptr) return {};
-  char resolved[PATH_MAX];
-  return realpath(info.dli_fname, resolved) != nullptr ? std::string(resolved) : std::string(info.dli_fname);
+  CuptiApi const* loaded = load_cupti(nullptr);
+  return loaded != nullptr ? loaded->path : std::string();
+}
+
+void forget_library_for_testing() noexcept {
+  if (!CuptiSource::instance().attached()) forget_cupti_for_testing();
 }
 
 }  // namespace pbm::telemetry::detail

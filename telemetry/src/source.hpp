@@ -17,7 +17,11 @@ bool source_built() noexcept;
 AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size) noexcept;
 void source_detach() noexcept;
 void source_flush() noexcept;
-/// Absolute path of the libcupti this process loaded ("" when not built with CUPTI).
+/// Absolute path of the libcupti this process loaded (dlopen; loads it if needed). "" when not
+/// built with CUPTI or libcupti cannot be loaded.
 std::string cupti_library_path();
+/// Tests only: forget the loaded libcupti (unless attached) so the next attach reads
+/// PBM_CUPTI_PATH again.
+void forget_library_for_testing() noexcept;
 
 }  // namespace pbm::telemetry::detail

@@ -6,10 +6,14 @@
 // Thread-safety: all functions are thread-safe (NVTX registration is internally synchronised).
 #pragma once
 
+#include <cstdint>
+
+#ifndef NVTX_DISABLE  // disabled: not even the header, so nothing of NVTX reaches the object
 #ifndef NVTX3_CPP_REQUIRE_EXPLICIT_VERSION
 #define NVTX3_CPP_REQUIRE_EXPLICIT_VERSION
 #endif
 #include <nvtx3/nvtx3.hpp>
+#endif
 
 namespace pbm::nvtx {
 
@@ -19,16 +23,16 @@ struct domain {
 };
 
 /// Operation kinds; each is an NVTX category of domain "pbm".
-enum class category : uint32_t { push = 1, pop = 2, wait = 3, alloc = 4, handoff = 5, telemetry = 6 };
+enum class category : std::uint32_t { push = 1, pop = 2, wait = 3, alloc = 4, handoff = 5, telemetry = 6 };
 
 namespace detail {
 template <category C> struct category_name;
-template <> struct category_name<category::push>      { static constexpr char const* name{"push"}; static constexpr uint32_t id{1}; };
-template <> struct category_name<category::pop>       { static constexpr char const* name{"pop"}; static constexpr uint32_t id{2}; };
-template <> struct category_name<category::wait>      { static constexpr char const* name{"wait"}; static constexpr uint32_t id{3}; };
-template <> struct category_name<category::alloc>     { static constexpr char const* name{"alloc"}; static constexpr uint32_t id{4}; };
-template <> struct category_name<category::handoff>   { static constexpr char const* name{"handoff"}; static constexpr uint32_t id{5}; };
-template <> struct category_name<category::telemetry> { static constexpr char const* name{"telemetry"}; static constexpr uint32_t id{6}; };
+template <> struct category_name<category::push>      { static constexpr char const* name{"push"}; static constexpr std::uint32_t id{1}; };
+template <> struct category_name<category::pop>       { static constexpr char const* name{"pop"}; static constexpr std::uint32_t id{2}; };
+template <> struct category_name<category::wait>      { static constexpr char const* name{"wait"}; static constexpr std::uint32_t id{3}; };
+template <> struct category_name<category::alloc>     { static constexpr char const* name{"alloc"}; static constexpr std::uint32_t id{4}; };
+template <> struct category_name<category::handoff>   { static constexpr char const* name{"handoff"}; static constexpr std::uint32_t id{5}; };
+template <> struct category_name<category::telemetry> { static constexpr char const* name{"telemetry"}; static constexpr std::uint32_t id{6}; };
 }  // namespace detail
 
 /// Registered range names: one type per host-side operation.

@@ -96,7 +96,10 @@ class Counters {
   std::size_t range_label_cap() const noexcept { return ranges_.cap(); }
 
   /// Every non-zero memcpy/memset/sync series, plus violations by rule and health, which are always
-  /// present (zero included) so alerts have a series to watch from the start.
+  /// present (zero included) so alerts have a series to watch from the start; then the series of
+  /// every live pbm::Mailbox (mailbox_metrics.hpp: push/pop records, bytes and calls, drops,
+  /// occupancy, capacity), read from mapped host memory without a memcpy or sync. Every sample
+  /// carries a `rank` label when env RANK (or LOCAL_RANK) is set.
   std::vector<CounterSample> snapshot() const;
 
  private:

@@ -1,0 +1,23 @@
+# A program linked with pbm::telemetry does not need libcupti to start: no DT_NEEDED entry for
+# it, and with PBM_CUPTI_PATH pointing at a missing file it runs, logs one line, and exits 0.
+# Usage: cmake -DREADELF=readelf -DEXE=telemetry_no_cupti_smoke -P check_no_cupti.cmake
+execute_process(COMMAND "${READELF}" -d "${EXE}" OUTPUT_VARIABLE dyn RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${READELF} -d ${EXE} failed (${rc})")
+endif()
+if(dyn MATCHES "libcupti")
+  message(FATAL_ERROR "${EXE} links libcupti (DT_NEEDED); it must be loaded with dlopen:\n${dyn}")
+endif()
+set(ENV{PBM_CUPTI_PATH} "/nonexistent/pbm-test/libcupti.so")
+execute_process(COMMAND "${EXE}" OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+message(STATUS "stdout: ${out}")
+message(STATUS "stderr: ${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${EXE} exited with ${rc}")
+endif()
+if(NOT out MATCHES "still running: attached=0")
+  message(FATAL_ERROR "${EXE} did not keep running")
+endif()
+if(NOT err MATCHES "^pbm telemetry: CUPTI unavailable: libcupti not loadable from PBM_CUPTI_PATH [^\n]*/nonexistent/pbm-test/libcupti.so[^\n]*\n$")
+  message(FATAL_ERROR "expected exactly one line naming the missing libcupti on stderr, got:\n${err}")
+endif()
