@@ -35,6 +35,28 @@ constexpr CUpti_CallbackId kNvtxCallbacks[] = {
     CUPTI_CBID_NVTX_nvtxDomainRangePushEx, CUPTI_CBID_NVTX_nvtxDomainRangePop,
     CUPTI_CBID_NVTX_nvtxDomainCreateA, CUPTI_CBID_NVTX_nvtxDomainRegisterStringA};
 
+bool env_flag(char const* name, bool fallback) {
+  char const* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
+}
+
+/// Activity kinds: MEMCPY, MEMSET, SYNCHRONIZATION always; MARKER only when asked
+/// (Config::marker_activity or env PBM_CUPTI_MARKERS=1). Range attribution comes from the NVTX
+/// callbacks at call time; MARKER records repeat it and cost more than everything else together
+/// (H100: count mode 1.24x the off loop with MARKER, 1.08x without, same run).
+/// PBM_CUPTI_KINDS (comma-separated: memcpy, memset, sync, marker) overrides, for measurements.
+bool activity_kind_wanted(CUpti_ActivityKind kind, bool marker_activity) {
+  char const* v = std::getenv("PBM_CUPTI_KINDS");
+  if (v == nullptr) return kind != CUPTI_ACTIVITY_KIND_MARKER || marker_activity || env_flag("PBM_CUPTI_MARKERS", false);
+  std::string const list = std::string(",") + v + ",";
+  char const* name = kind == CUPTI_ACTIVITY_KIND_MEMCPY            ? ",memcpy,"
+                     : kind == CUPTI_ACTIVITY_KIND_MEMSET          ? ",memset,"
+                     : kind == CUPTI_ACTIVITY_KIND_SYNCHRONIZATION ? ",sync,"
+                                                                   : ",marker,";
+  return list.find(name) != std::string::npos;
+}
+
 // The loaded libcupti; set by attach() before anything below can run (callbacks come only after it).
 CuptiApi const& api() noexcept { return *loaded_cupti(); }
 
@@ -51,7 +73,7 @@ class CuptiSource {
     return *source;
   }
 
-  AttachResult attach(std::size_t buffer_count, std::size_t buffer_size);
+  AttachResult attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity);
   void detach() noexcept;
   bool attached() const noexcept { return attached_; }
   void flush() noexcept {
@@ -101,7 +123,7 @@ class CuptiSource {
   std::unordered_map<void const*, std::string> strings_;
 };
 
-AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size) {
+AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) {
   if (attached_) return {true, false, "attached"};
   std::string load_error;
   if (load_cupti(&load_error) == nullptr) return {false, false, load_error};
@@ -148,6 +170,7 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
       return fail(std::string("api().EnableCallback(") + s.name + ")", r);
   }
   for (CUpti_CallbackId cbid : kNvtxCallbacks) {
+    if (!env_flag("PBM_CUPTI_NVTX_CALLBACKS", true)) break;  // experiment knob: range attribution off
     if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
       return fail("api().EnableCallback(NVTX)", r);
   }
@@ -163,6 +186,7 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
       CUPTI_SUCCESS)
     return fail("cuptiActivityRegisterCallbacks", r);
   for (CUpti_ActivityKind kind : kActivityKinds) {
+    if (!activity_kind_wanted(kind, marker_activity)) continue;
     if ((r = api().ActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
   }
   attached_ = true;
@@ -335,9 +359,9 @@ void CuptiSource::complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint
 
 bool source_built() noexcept { return true; }
 
-AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size) noexcept {
+AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) noexcept {
   try {
-    return CuptiSource::instance().attach(buffer_count, buffer_size);
+    return CuptiSource::instance().attach(buffer_count, buffer_size, marker_activity);
   } catch (std::exception const& e) {
     return {false, false, std::string("CUPTI unavailable: ") + e.what()};
   }

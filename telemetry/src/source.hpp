@@ -14,7 +14,7 @@ struct AttachResult {
 };
 
 bool source_built() noexcept;
-AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size) noexcept;
+AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) noexcept;
 void source_detach() noexcept;
 void source_flush() noexcept;
 /// Absolute path of the libcupti this process loaded (dlopen; loads it if needed). "" when not

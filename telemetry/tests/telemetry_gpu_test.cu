@@ -50,6 +50,7 @@ class TelemetryGpu : public ::testing::Test {
     CHECK_CUDA(cudaFree(nullptr));  // create the context before measuring
     pt::Config config;
     config.mode = pt::Mode::count;
+    config.marker_activity = true;  // PbmNvtxRangesReachCuptiAsDomainPbm checks MARKER records
     pt::start(config);
     pt::Status const st = pt::status();
     if (st.subscriber_taken) GTEST_SKIP() << "another CUPTI client holds the subscriber: " << st.reason;

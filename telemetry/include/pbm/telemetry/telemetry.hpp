@@ -37,6 +37,10 @@ struct Config {
   bool set_nvtx_injection{true};
   /// Attach CUPTI in start(); false: counters and policy only, attach() later.
   bool attach{true};
+  /// Also collect CUPTI MARKER activity (NVTX ranges as Nsight sees them: observed_ranges()).
+  /// Off by default: range attribution comes from NVTX callbacks at call time, and MARKER records
+  /// cost more per NVTX range than the rest of telemetry (env PBM_CUPTI_MARKERS=1 turns it on).
+  bool marker_activity{false};
 };
 
 struct Status {
