@@ -11,8 +11,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
+
+#if PBM_EXAMPLE_EXPORTERS
+#include <pbm/exporters/prometheus.hpp>
+#endif
 
 struct Tile {              // 64-byte record
   std::uint32_t id;        // tile index
@@ -30,8 +35,16 @@ __global__ void produce(pbm::MailboxRef box, std::uint32_t first, std::uint32_t 
 
 int run_on_host(std::uint32_t tiles);
 
+// tile_pipeline [rounds] [--linger SECONDS]: with PBM_PROMETHEUS_ADDR set, serves /metrics while it
+// runs and for SECONDS after (so a scraper sees the final counts).
 int main(int argc, char** argv) {
-  std::uint32_t const rounds = argc > 1 ? std::atoi(argv[1]) : 50;
+  std::uint32_t rounds = 50;
+  int linger = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--linger") == 0 && i + 1 < argc) linger = std::atoi(argv[++i]);
+    else if (std::atoi(argv[i]) > 0) rounds = static_cast<std::uint32_t>(std::atoi(argv[i]));
+    else return std::fprintf(stderr, "usage: %s [rounds] [--linger SECONDS]\n", argv[0]), 2;
+  }
   std::uint32_t const per_round = 1u << 16;  // tiles per producer per round
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -41,6 +54,10 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
   pbm::Mailbox box(4 * per_round, sizeof(Tile), 0, "tiles");
+#if PBM_EXAMPLE_EXPORTERS
+  auto const metrics = pbm::exporters::serve_from_env();  // PBM_PROMETHEUS_ADDR, e.g. 127.0.0.1:9464
+  if (metrics.serving) std::printf("metrics       %s\n", metrics.url.c_str());
+#endif
   pbm::Stream focus(pbm::StreamClass::focus), peripheral(pbm::StreamClass::peripheral),
       consumer(pbm::StreamClass::focus);
   pbm::Event focus_done, peripheral_done;
@@ -75,6 +92,11 @@ int main(int argc, char** argv) {
   std::printf("throughput    %.1f M tiles/s, %.2f GB/s through the mailbox\n", popped / seconds / 1e6,
               popped * sizeof(Tile) / seconds / 1e9);
   bool const ok = popped + s.occupancy == s.pushed && s.pushed + s.dropped == 2ull * rounds * per_round;
+  if (linger > 0) {
+    std::printf("lingering     %d s for scrapers\n", linger);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::seconds(linger));
+  }
   std::printf("%s\n", ok ? "accounted: pushed = popped + left, pushed + dropped = produced" : "ACCOUNTING MISMATCH");
   return ok ? 0 : 1;
 }

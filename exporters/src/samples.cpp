@@ -1,0 +1,255 @@
+// collect(): telemetry's samples + extra sources + build info + known series at zero, validated,
+// merged and grouped into metric families.
+#include <pbm/exporters/samples.hpp>
+
+#include "log.hpp"
+
+#include <pbm/telemetry/events.hpp>
+#include <pbm/telemetry/mailbox_metrics.hpp>
+#include <pbm/telemetry/telemetry.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+namespace pbm::exporters {
+namespace {
+
+struct Sources {
+  std::mutex mu;
+  std::size_t next_id{1};
+  std::vector<std::pair<std::size_t, SampleSource>> list;
+};
+
+Sources& sources() {
+  static Sources* const s = new Sources();  // used from exit-time reports
+  return *s;
+}
+
+struct HelpEntry {
+  char const* name;
+  char const* help;
+};
+
+// One line per metric pbm defines; promtool requires HELP for every family.
+constexpr HelpEntry kHelp[] = {
+    {"pbm_push_records_total", "Records pushed into the mailbox since it was created."},
+    {"pbm_pop_records_total", "Records popped from the mailbox since it was created."},
+    {"pbm_dropped_records_total", "Records refused because the mailbox was full (never overwritten)."},
+    {"pbm_push_bytes_total", "Bytes pushed into the mailbox (records times stride)."},
+    {"pbm_pop_bytes_total", "Bytes popped from the mailbox (records times stride)."},
+    {"pbm_push_calls_total", "Host-launched push calls, by stream class."},
+    {"pbm_pop_calls_total", "Host-launched pop calls, by stream class."},
+    {"pbm_occupancy_records", "Records in the mailbox now (pushed minus popped)."},
+    {"pbm_capacity_records", "Capacity of the mailbox in records."},
+    {"pbm_memcpy_total",
+     "Memory copies seen by CUPTI, by direction, host memory kind, expectation and innermost NVTX range."},
+    {"pbm_memcpy_bytes_total", "Bytes copied by the copies counted in pbm_memcpy_total."},
+    {"pbm_memset_total", "Memsets seen by CUPTI."},
+    {"pbm_memset_bytes_total", "Bytes set by the memsets counted in pbm_memset_total."},
+    {"pbm_sync_total", "Synchronisations seen by CUPTI, by API, expectation and innermost NVTX range."},
+    {"pbm_violations_total", "Policy violations, by broken rule."},
+    {"pbm_telemetry_cupti_attached", "1 when pbm holds the CUPTI subscriber and activity tracing is on."},
+    {"pbm_telemetry_subscriber_taken", "1 when pbm stepped aside because another tool holds CUPTI."},
+    {"pbm_telemetry_dropped_records_total", "CUPTI activity records dropped (buffers full)."},
+    {"pbm_telemetry_buffers_processed_total", "CUPTI activity buffers processed."},
+    {"pbm_telemetry_records_processed_total", "CUPTI activity records processed."},
+    {"pbm_telemetry_buffer_pool_exhausted_total", "CUPTI buffer requests refused because the pool was empty."},
+    {"pbm_telemetry_unattributed_records_total", "CUPTI records with no matching API call."},
+    {"pbm_build_info", "pbm build: version, CUDA version, CUPTI and Prometheus support. Always 1."},
+    {"pbm_exporter_rejected_samples_total",
+     "Samples the exporter dropped: invalid name or label, conflicting type, or over the series cap."},
+};
+
+bool valid_metric_name(std::string const& s) {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char const c = s[i];
+    bool const alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
+bool valid_label_name(std::string const& s) {
+  if (s.empty() || s.rfind("__", 0) == 0) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char const c = s[i];
+    bool const alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
+// Builds families in first-seen order; merges equal label sets by summing.
+class Builder {
+ public:
+  /// `rank` (when not empty) is added to samples that lack a rank label: one label set per process.
+  explicit Builder(std::string rank) : rank_(std::move(rank)) {}
+  void add(Sample s) {
+    if (!rank_.empty()) s.labels.emplace("rank", rank_);
+    if (!valid_metric_name(s.name) ||
+        !std::all_of(s.labels.begin(), s.labels.end(), [](auto const& kv) { return valid_label_name(kv.first); })) {
+      reject("invalid metric or label name in sample '" + s.name + "'");
+      return;
+    }
+    auto [it, inserted] = index_.try_emplace(s.name, families_.size());
+    if (inserted) families_.push_back(MetricFamily{s.name, help_text(s.name), s.type, {}});
+    Family& f = family_series_[it->second];
+    MetricFamily& fam = families_[it->second];
+    if (fam.type != s.type) {
+      reject("type conflict for '" + s.name + "'");
+      return;
+    }
+    auto found = f.find(s.labels);
+    if (found != f.end()) {
+      fam.samples[found->second].value += s.value;
+      return;
+    }
+    if (fam.samples.size() >= kMaxSeriesPerMetric) {
+      reject("more than " + std::to_string(kMaxSeriesPerMetric) + " series for '" + s.name + "'");
+      return;
+    }
+    f.emplace(s.labels, fam.samples.size());
+    fam.samples.push_back(std::move(s));
+  }
+  /// Adds `s` only when no sample of that name and labels exists (a zero for a known series).
+  void add_if_absent(Sample s) {
+    if (!rank_.empty()) s.labels.emplace("rank", rank_);
+    auto it = index_.find(s.name);
+    if (it != index_.end() && family_series_[it->second].count(s.labels) != 0) return;
+    add(std::move(s));
+  }
+  std::uint64_t rejected() const { return rejected_; }
+  std::vector<MetricFamily> take() { return std::move(families_); }
+
+ private:
+  using Family = std::map<std::map<std::string, std::string>, std::size_t>;
+  void reject(std::string const& why) {
+    ++rejected_;
+    detail::log_once("exporter: sample dropped: " + why);
+  }
+  std::string rank_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::unordered_map<std::size_t, Family> family_series_;
+  std::vector<MetricFamily> families_;
+  std::uint64_t rejected_{0};
+};
+
+std::atomic<std::uint64_t> g_rejected_total{0};
+
+}  // namespace
+
+std::size_t add_source(SampleSource source) {
+  Sources& s = sources();
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::size_t const id = s.next_id++;
+  s.list.emplace_back(id, std::move(source));
+  return id;
+}
+
+bool remove_source(std::size_t id) noexcept {
+  Sources& s = sources();
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = std::find_if(s.list.begin(), s.list.end(), [id](auto const& e) { return e.first == id; });
+  if (it == s.list.end()) return false;
+  s.list.erase(it);
+  return true;
+}
+
+std::string help_text(std::string_view name) {
+  for (HelpEntry const& e : kHelp)
+    if (name == e.name) return e.help;
+  return "pbm metric " + std::string(name) + " (from an extra sample source).";
+}
+
+BuildInfo build_info() noexcept {
+  BuildInfo b;
+  try {
+    b.version = PBM_VERSION;
+    b.cuda_version = PBM_CUDA_VERSION;
+  } catch (...) {
+  }
+  b.cupti_built = PBM_CUPTI_BUILT != 0;
+#if defined(PBM_EXPORTERS_HAVE_PROMETHEUS)
+  b.prometheus_built = true;
+#endif
+  return b;
+}
+
+std::vector<MetricFamily> collect() {
+  using telemetry::Direction;
+  using telemetry::MemoryKind;
+  using telemetry::SyncApi;
+  constexpr auto kCounter = Sample::Type::counter;
+  constexpr auto kGauge = Sample::Type::gauge;
+
+  std::string const rank = telemetry::rank_from_env();
+  Builder b(rank);
+  for (Sample& s : telemetry::counters().snapshot()) b.add(std::move(s));
+
+  std::vector<SampleSource> extra;
+  {
+    Sources& src = sources();
+    std::lock_guard<std::mutex> lock(src.mu);
+    for (auto const& e : src.list) extra.push_back(e.second);
+  }
+  for (SampleSource const& source : extra) {  // called without the lock: sources may be slow
+    try {
+      for (Sample& s : source()) b.add(std::move(s));
+    } catch (std::exception const& e) {
+      detail::log_once(std::string("exporter: a sample source threw: ") + e.what());
+    } catch (...) {
+      detail::log_once("exporter: a sample source threw a non-standard exception");
+    }
+  }
+
+  using Labels = std::map<std::string, std::string>;  // the Builder adds `rank`
+
+  BuildInfo const info = build_info();
+  b.add({"pbm_build_info",
+         Labels({{"version", info.version},
+                 {"cuda_version", info.cuda_version},
+                 {"cupti", info.cupti_built ? "true" : "false"},
+                 {"prometheus", info.prometheus_built ? "true" : "false"}}),
+         1, kGauge});
+
+  // Known series at zero: the copies and syncs alerts and panels watch, outside any NVTX range.
+  struct Copy {
+    Direction direction;
+    MemoryKind memory;
+  };
+  for (Copy c : {Copy{Direction::HtoD, MemoryKind::pageable}, Copy{Direction::HtoD, MemoryKind::pinned},
+                 Copy{Direction::DtoH, MemoryKind::pageable}, Copy{Direction::DtoH, MemoryKind::pinned},
+                 Copy{Direction::DtoD, MemoryKind::device}}) {
+    for (char const* expected : {"false", "true"}) {
+      auto labels = Labels({{"direction", std::string(telemetry::to_string(c.direction))},
+                            {"memory", std::string(telemetry::to_string(c.memory))},
+                            {"expected", expected},
+                            {"range", "none"}});
+      b.add_if_absent({"pbm_memcpy_total", labels, 0, kCounter});
+      b.add_if_absent({"pbm_memcpy_bytes_total", labels, 0, kCounter});
+    }
+  }
+  for (SyncApi api : {SyncApi::stream_synchronize, SyncApi::event_synchronize, SyncApi::device_synchronize,
+                      SyncApi::context_synchronize, SyncApi::memcpy_sync}) {
+    for (char const* expected : {"false", "true"}) {
+      b.add_if_absent({"pbm_sync_total",
+                       Labels({{"api", std::string(telemetry::to_string(api))},
+                               {"expected", expected},
+                               {"range", "none"}}),
+                       0, kCounter});
+    }
+  }
+  b.add_if_absent({"pbm_memset_total", Labels({}), 0, kCounter});
+  b.add_if_absent({"pbm_memset_bytes_total", Labels({}), 0, kCounter});
+
+  std::uint64_t const total = g_rejected_total.fetch_add(b.rejected(), std::memory_order_relaxed) + b.rejected();
+  b.add({"pbm_exporter_rejected_samples_total", Labels({}), total, kCounter});
+  return b.take();
+}
+
+}  // namespace pbm::exporters
