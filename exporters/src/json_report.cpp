@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>

@@ -8,6 +8,7 @@
 #include <pbm/telemetry/mailbox_metrics.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
+#include <cstdint>
 #include <algorithm>
 #include <atomic>
 #include <map>

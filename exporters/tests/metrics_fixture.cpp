@@ -15,6 +15,7 @@
 #include "decoder.hpp"  // telemetry/src: the entry point CUPTI's buffer callback uses
 #endif
 
+#include <cstdint>
 #include <atomic>
 #include <chrono>
 #include <csignal>

@@ -204,8 +204,10 @@ void CuptiSource::detach() noexcept {
   if (!attached_) return;
   api().ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   disable_all();
-  api().Unsubscribe(subscriber_);
-  api().Finalize();  // lets another tool (torch.profiler) start from a clean CUPTI
+  api().Unsubscribe(subscriber_);  // frees the one subscriber slot: torch.profiler can take it
+  // No cuptiFinalize: with NVTX_INJECTION64_PATH at libcupti, NVTX calls made afterwards (at exit,
+  // or by torch.profiler) jumped to a null pointer inside CUPTI: seen on an H100 as exit status 139
+  // of every program under pbm-guard. libcupti stays loaded (never dlclose'd), so it needs none.
   attached_ = false;
 }
 

@@ -4,7 +4,7 @@
 # code references survives.
 # Usage: cmake -DNM=nm -DON=probe_on -DOFF=probe_off -P check_nvtx_symbols.cmake
 foreach(var NM ON OFF)
-  if(NOT ${var})
+  if("${${var}}" STREQUAL "")  # not if(NOT ${var}): a path is no boolean (CMake 4 reads it as one)
     message(FATAL_ERROR "check_nvtx_symbols: ${var} not set")
   endif()
 endforeach()

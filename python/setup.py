@@ -1,0 +1,123 @@
+"""Builds the pbm package and its extension pbm.mailbox_ext with torch.utils.cpp_extension.
+
+No network access is needed: build with the torch already installed (no build isolation):
+
+    pip install --no-build-isolation ./python          # or: cd python && python setup.py build_ext --inplace
+
+The extension links pbm's static libraries (pbm_core, pbm_telemetry, pbm_exporters when present).
+They come from a CMake build of this repository: PBM_BUILD_DIR=<dir> names an existing one;
+otherwise setup.py configures and builds those targets in python/build/pbm-cmake (needs cmake,
+nvcc and the CUDA toolkit, as for the rest of pbm).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from setuptools import setup
+
+import torch
+from torch.utils.cpp_extension import BuildExtension, CUDAExtension, CUDA_HOME
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def cmake_build_dir() -> Path:
+    given = os.environ.get("PBM_BUILD_DIR")
+    if given:
+        return Path(given).resolve()
+    return HERE / "build" / "pbm-cmake"
+
+
+def find_lib(build: Path, component: str) -> Path:
+    return build / component / f"libpbm_{component}.a"
+
+
+def build_static_libs(build: Path) -> None:
+    """Configures and builds pbm_core, pbm_telemetry (and pbm_exporters) unless they exist."""
+    if find_lib(build, "core").exists() and find_lib(build, "telemetry").exists():
+        return
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise RuntimeError("pbm: cmake is needed to build pbm's libraries (or set PBM_BUILD_DIR to a build)")
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True))
+    flags = f"-D_GLIBCXX_USE_CXX11_ABI={abi}"
+    subprocess.check_call([
+        cmake, "-S", str(ROOT), "-B", str(build), *generator,
+        "-DCMAKE_BUILD_TYPE=Release", "-DPBM_WITH_TORCH=OFF",
+        "-DPBM_BUILD_TESTS=OFF", "-DPBM_BUILD_EXAMPLES=OFF", "-DPBM_BUILD_BENCH=OFF",
+        f"-DCMAKE_CXX_FLAGS={flags}", f"-DCMAKE_CUDA_FLAGS=-Xcompiler={flags}",
+    ])
+    subprocess.check_call([cmake, "--build", str(build), "--target", "pbm_core", "pbm_telemetry"])
+    if (ROOT / "exporters" / "CMakeLists.txt").exists():
+        # Optional: a missing dependency (e.g. nlohmann-json) leaves the exporters out, not the build.
+        subprocess.call([cmake, "--build", str(build), "--target", "pbm_exporters"])
+
+
+def cache_value(build: Path, name: str) -> str:
+    cache = build / "CMakeCache.txt"
+    if not cache.exists():
+        return ""
+    m = re.search(rf"^{re.escape(name)}:[A-Z]+=(.*)$", cache.read_text(), re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
+class BuildPbmExtension(BuildExtension):
+    """Builds (or finds) pbm's static libraries first, then links them into the extension."""
+
+    def run(self):
+        build = cmake_build_dir()
+        build_static_libs(build)
+        objects = []
+        libraries = ["dl", "pthread"]
+        exporters = find_lib(build, "exporters")
+        have_exporters = exporters.exists()
+        if have_exporters:
+            objects.append(str(exporters))
+            prometheus_dir = cache_value(build, "prometheus-cpp_DIR")
+            if prometheus_dir and not prometheus_dir.endswith("NOTFOUND"):
+                libraries += ["prometheus-cpp-pull", "prometheus-cpp-core"]
+        objects += [str(find_lib(build, "telemetry")), str(find_lib(build, "core"))]
+        for ext in self.extensions:
+            ext.extra_objects = objects + list(ext.extra_objects or [])
+            ext.libraries = list(ext.libraries or []) + libraries
+            ext.define_macros = list(ext.define_macros or []) + [
+                ("PBM_PY_HAVE_EXPORTERS", "1" if have_exporters else "0")]
+        super().run()
+
+
+def extension() -> CUDAExtension:
+    engine = ROOT / "telemetry" / "src" / "engine.hpp"
+    have_observer = engine.exists() and "class Observer" in engine.read_text()
+    cuda_include = Path(CUDA_HOME or "/usr/local/cuda") / "include"
+    return CUDAExtension(
+        name="pbm.mailbox_ext",
+        sources=["src/adopted.cpp", "src/mailbox_ext.cpp", "src/telemetry_bindings.cpp"],
+        include_dirs=[
+            str(ROOT / "core" / "include"),
+            str(ROOT / "telemetry" / "include"),
+            str(ROOT / "telemetry" / "src"),
+            str(ROOT / "exporters" / "include"),
+            str(cuda_include),
+            str(cuda_include / "cccl"),
+        ],
+        define_macros=[("PBM_PY_HAVE_OBSERVER", "1" if have_observer else "0")],
+        extra_compile_args={"cxx": ["-std=c++17", "-O2"]},
+    )
+
+
+os.chdir(HERE)  # sources are relative to python/
+setup(
+    name="pbm",
+    version="0.1.0",
+    description="GPU mailbox for PyTorch with memcpy/sync telemetry",
+    packages=["pbm"],
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildPbmExtension},
+    python_requires=">=3.9",
+    zip_safe=False,
+)

@@ -1,0 +1,252 @@
+// libpbm_inject.so: pbm telemetry in an unmodified CUDA program.
+//
+// The CUDA driver dlopens the library named by CUDA_INJECTION64_PATH during cuInit and calls its
+// InitializeInjection(). We start pbm's telemetry there (mode from PBM_MODE, count by default),
+// leave a marker so pbm-guard can tell "injection loaded" from "CUDA never initialised", and write
+// the process's JSON report (pbm.report/1) at exit.
+//
+// Environment (set by pbm-guard):
+//   PBM_GUARD_REPORT_DIR   marker loaded-<pid>.json at init, report-<pid>.json at exit
+//   PBM_MODE               off | count | warn | assert (bad value: warned, count used)
+//   PBM_PROMETHEUS_ADDR    serve /metrics from the program
+//   NVTX_INJECTION64_PATH  libcupti, so NVTX ranges reach CUPTI (pbm-guard sets it before the
+//                          program starts: NVTX reads it once, at its first call)
+// Without PBM_GUARD_REPORT_DIR no report is written by this library (PBM_REPORT_JSON still works
+// through pbm's exporters when PBM_PROMETHEUS_ADDR is set).
+//
+// Rule: never crash or change the result of the host program. Everything behind the C boundary
+// is caught; failures are one stderr line each.
+#include <pbm/exporters/json_report.hpp>
+#include <pbm/exporters/prometheus.hpp>
+#include <pbm/registry.hpp>
+#include <pbm/telemetry/telemetry.hpp>
+
+#include "engine.hpp"  // telemetry's private Observer: the call sites of violations
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include <unistd.h>
+
+namespace {
+
+std::atomic<pid_t> g_init_pid{0};
+
+struct State {
+  std::string report_path;  // "" = no report
+};
+State& state() {
+  static State* const s = new State();  // read in the atexit handler: never destroyed
+  return *s;
+}
+
+void warn(std::string const& line) noexcept { std::fprintf(stderr, "pbm-guard inject: %s\n", line.c_str()); }
+
+/// Counts violations by (rule, innermost range, where) for the report's "sites". "where" is the
+/// API name, plus the caller's frame when telemetry captured a backtrace (warn/assert modes).
+/// Runs on CUDA API threads and CUPTI's buffer thread: one short critical section, bounded map.
+class SiteCounter final : public pbm::telemetry::detail::Observer {
+ public:
+  static constexpr std::size_t kMaxSites = 256;
+  void on_violation(pbm::telemetry::Violation const& v) override {
+    try {
+      std::string where = v.api.empty() ? std::string(v.is_memcpy ? "memcpy" : "sync") : v.api;
+      for (std::string const& frame : v.backtrace) {
+        if (frame.find("libcudart") != std::string::npos || frame.find("libcuda.so") != std::string::npos) continue;
+        where += " <- " + frame;
+        break;
+      }
+      std::string const range = v.ranges.empty() ? "none" : v.ranges.back().name;
+      Key key{std::string(pbm::telemetry::to_string(v.rule)), range, std::move(where)};
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = counts_.find(key);
+      if (it != counts_.end()) {
+        ++it->second;
+      } else if (counts_.size() < kMaxSites) {
+        counts_.emplace(std::move(key), 1);
+      } else {
+        ++overflow_;
+      }
+    } catch (...) {
+      // a lost site is better than an exception inside a CUPTI callback
+    }
+  }
+  nlohmann::json json() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    nlohmann::json sites = nlohmann::json::array();
+    for (auto const& [k, n] : counts_)
+      sites.push_back({{"rule", std::get<0>(k)}, {"range", std::get<1>(k)}, {"where", std::get<2>(k)}, {"count", n}});
+    if (overflow_ > 0)
+      sites.push_back({{"rule", "other"}, {"range", "other"}, {"where", "(more sites than pbm-guard keeps)"}, {"count", overflow_}});
+    return sites;
+  }
+
+ private:
+  using Key = std::tuple<std::string, std::string, std::string>;
+  mutable std::mutex mu_;
+  std::map<Key, std::uint64_t> counts_;
+  std::uint64_t overflow_{0};
+};
+
+SiteCounter& sites() {
+  static SiteCounter* const s = new SiteCounter();  // CUPTI may call it during exit: never destroyed
+  return *s;
+}
+
+/// pbm's report (pbm.report/1) plus "sites"; temp file + rename so a reader never sees half of it.
+std::string write_report(std::string const& path) {
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(pbm::exporters::json_report());
+  doc["sites"] = nlohmann::ordered_json::parse(sites().json().dump());
+  std::string const text = doc.dump(2) + "\n";
+  std::string const tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return "cannot write " + tmp + ": " + std::strerror(errno);
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string const error = "cannot write " + path + ": " + std::strerror(errno);
+    std::remove(tmp.c_str());
+    return error;
+  }
+  return {};
+}
+
+std::string json_escape(std::string const& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+/// Written at init: pbm-guard counts processes that loaded the injection, and learns whether
+/// CUPTI detection attached even when the process never reaches its exit-time report.
+void write_marker(std::string const& dir) {
+  pbm::telemetry::Status const st = pbm::telemetry::status();
+  pbm::exporters::ProcessInfo const p = pbm::exporters::process_info();
+  std::string const text = std::string("{\n  \"schema\": \"pbm.guard.marker/1\",\n") +
+                           "  \"pid\": " + std::to_string(p.pid) + ",\n" +
+                           "  \"ppid\": " + std::to_string(static_cast<long>(::getppid())) + ",\n" +
+                           "  \"argv0\": \"" + json_escape(p.argv0) + "\",\n" +
+                           "  \"rank\": \"" + json_escape(p.rank) + "\",\n" +
+                           "  \"attached\": " + (st.attached ? "true" : "false") + ",\n" +
+                           "  \"mode\": \"" + std::string(pbm::telemetry::to_string(st.mode)) + "\",\n" +
+                           "  \"reason\": \"" + json_escape(st.reason) + "\"\n}\n";
+  std::string const path = dir + "/loaded-" + std::to_string(p.pid) + ".json";
+  std::string const tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    warn("cannot write " + tmp + ": " + std::strerror(errno));
+    return;
+  }
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    warn("cannot write " + path + ": " + std::strerror(errno));
+    std::remove(tmp.c_str());
+  }
+}
+
+void write_report_at_exit() noexcept {
+  try {
+    // A child forked after CUDA initialised inherits this handler and the parent's counts: only
+    // the process that initialised writes.
+    if (::getpid() != g_init_pid.load()) return;
+    std::string const path = state().report_path;
+    if (path.empty()) return;
+    pbm::telemetry::flush();  // deliver the last CUPTI records before counting
+    std::string const error = write_report(path);
+    if (!error.empty()) warn("report: " + error);
+  } catch (...) {
+    warn("report: unexpected error; no report written");
+  }
+}
+
+void initialize() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_init_pid.store(::getpid());
+    pbm::telemetry::detail::engine().set_observer(&sites());
+    pbm::telemetry::Config config;
+    try {
+      pbm::telemetry::start(config);
+    } catch (std::invalid_argument const& e) {  // a bad PBM_MODE: measure anyway
+      warn(std::string(e.what()) + "; using count");
+      config.mode = pbm::telemetry::Mode::count;
+      pbm::telemetry::start(config);
+    }
+    if (char const* addr = std::getenv("PBM_PROMETHEUS_ADDR"); addr != nullptr && *addr != '\0') {
+      pbm::exporters::PrometheusStatus const st = pbm::exporters::serve_from_env();
+      if (!st.error.empty()) warn("prometheus: " + st.error);
+    }
+
+    std::string report;
+    char const* dir = std::getenv("PBM_GUARD_REPORT_DIR");
+    if (dir != nullptr && *dir != '\0') {
+      report = std::string(dir) + "/report-" + std::to_string(static_cast<long>(::getpid())) + ".json";
+    }
+    state().report_path = report;
+    if (!report.empty()) {
+      // Objects the handler reads are created before it is registered, so they outlive it.
+      (void)pbm::telemetry::counters();
+      (void)pbm::telemetry::status();
+      (void)pbm::mailboxes();
+      (void)pbm::exporters::process_info();
+      // Registered after telemetry's own handler (in start()), so it runs first: CUPTI is still
+      // attached and the flush above delivers the last records.
+      std::atexit(&write_report_at_exit);
+    }
+  });
+}
+
+/// The marker is written whatever happened in initialize(): the library did load.
+void mark_loaded() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    char const* dir = std::getenv("PBM_GUARD_REPORT_DIR");
+    if (dir != nullptr && *dir != '\0') write_marker(dir);
+  });
+}
+
+}  // namespace
+
+/// Called by the CUDA driver (cuInit) when this library is named by CUDA_INJECTION64_PATH.
+extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) {
+  try {
+    initialize();
+  } catch (std::exception const& e) {
+    warn(std::string("telemetry not started: ") + e.what());
+  } catch (...) {
+    warn("telemetry not started: unknown error");
+  }
+  try {
+    mark_loaded();
+  } catch (...) {
+    warn("cannot write the load marker");
+  }
+  return 1;  // the program runs on either way
+}

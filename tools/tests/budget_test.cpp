@@ -1,0 +1,153 @@
+// Budget files: parsing (malformed ones included), writing, slack and baselines.
+#include "budget.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pbm::guard {
+namespace {
+
+std::string error_of(std::string const& text) {
+  try {
+    parse_budget(text, "b.json");
+  } catch (BudgetError const& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Budget, ParsesEveryKind) {
+  Budget const b = parse_budget(R"({
+    "schema": "pbm.budget/1", "description": "demo", "events": "unexpected",
+    "limits": {"memcpy": {"total": 4, "DtoH": 1, "pageable": 0, "DtoH/pinned": 1},
+               "memcpy_bytes": {"total": 1048576}, "sync": {"total": 2, "stream_synchronize": 1}},
+    "ranges": {"train_step": {"memcpy": {"total": 0}, "sync": {"total": 0}}}})",
+                                "b.json");
+  EXPECT_EQ(b.description, "demo");
+  EXPECT_EQ(b.events, Events::unexpected);
+  EXPECT_EQ(b.overall.memcpy.at("total"), 4u);
+  EXPECT_EQ(b.overall.memcpy.at("DtoH/pinned"), 1u);
+  EXPECT_EQ(b.overall.memcpy_bytes.at("total"), 1048576u);
+  EXPECT_EQ(b.overall.sync.at("stream_synchronize"), 1u);
+  EXPECT_EQ(b.ranges.at("train_step").memcpy.at("total"), 0u);
+  EXPECT_EQ(b.ranges.at("train_step").sync.at("total"), 0u);
+}
+
+TEST(Budget, EmptyObjectIsValidAndCountsEverything) {
+  Budget const b = parse_budget("{}", "b.json");
+  EXPECT_EQ(b.events, Events::all);
+  EXPECT_TRUE(b.overall.empty());
+  EXPECT_TRUE(b.ranges.empty());
+}
+
+TEST(Budget, SyntaxErrorNamesLineAndColumn) {
+  std::string const e = error_of("{\n  \"limits\": {\"memcpy\": {\"total\": 2,}}\n}\n");
+  EXPECT_EQ(e.rfind("b.json:2:", 0), 0u) << e;
+  EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
+}
+
+TEST(Budget, TruncatedFileIsASyntaxError) {
+  std::string const e = error_of("{\n  \"limits\": {\n");
+  EXPECT_EQ(e.rfind("b.json:3:", 0), 0u) << e;
+}
+
+TEST(Budget, UnknownKeysAreNamedWithTheirLine) {
+  std::string const text = "{\n  \"ranges\": {\n    \"train_step\": {\n      \"memcpy\": {\"DtoHH\": 0}\n    }\n  }\n}\n";
+  std::string const e = error_of(text);
+  EXPECT_EQ(e.rfind("b.json:4:18: field ranges.train_step.memcpy.DtoHH: unknown key", 0), 0u) << e;
+  EXPECT_NE(error_of(R"({"limit": {}})").find("field limit: unknown key (expected schema"), std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"copies": {}}})").find("field limits.copies: unknown key"), std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"sync": {"cudaStreamSynchronize": 0}}})").find("expected total or an API"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"memcpy": {"DtoH/fast": 0}}})").find("direction/memory"), std::string::npos);
+}
+
+TEST(Budget, NegativeFractionalAndWrongTypesAreRejected) {
+  EXPECT_NE(error_of(R"({"limits": {"memcpy": {"total": -1}}})").find("a limit is a non-negative integer, got a negative number"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"memcpy": {"total": 1.5}}})").find("got a fractional number"), std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"memcpy": {"total": "3"}}})").find("got a string"), std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"memcpy": {"total": null}}})").find("got null"), std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": {"memcpy": 3}})").find("field limits.memcpy: must be an object"), std::string::npos);
+  EXPECT_NE(error_of(R"({"limits": []})").find("field limits: must be an object"), std::string::npos);
+  EXPECT_NE(error_of(R"({"ranges": {"x": true}})").find("field ranges.x: must be an object"), std::string::npos);
+  EXPECT_NE(error_of(R"([1, 2])").find("a budget is a JSON object"), std::string::npos);
+  EXPECT_NE(error_of(R"({"events": "some"})").find("field events: must be \"all\" or \"unexpected\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"schema": "pbm.budget/2"})").find("field schema: must be \"pbm.budget/1\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"ranges": {"": {}}})").find("empty range name"), std::string::npos);
+}
+
+TEST(Budget, UnreadableFileIsABudgetError) {
+  EXPECT_THROW(load_budget("/nonexistent/budget.json"), BudgetError);
+}
+
+TEST(Budget, WrittenBudgetParsesBack) {
+  Budget b;
+  b.description = "round trip";
+  b.events = Events::unexpected;
+  b.overall.memcpy = {{"total", 3}, {"DtoH", 1}};
+  b.overall.sync = {{"total", 1}};
+  b.ranges["train_step"].memcpy = {{"total", 0}};
+  Budget const back = parse_budget(budget_json(b), "written");
+  EXPECT_EQ(back.description, "round trip");
+  EXPECT_EQ(back.events, Events::unexpected);
+  EXPECT_EQ(back.overall.memcpy, b.overall.memcpy);
+  EXPECT_EQ(back.overall.sync, b.overall.sync);
+  EXPECT_EQ(back.ranges.at("train_step").memcpy, b.ranges.at("train_step").memcpy);
+  EXPECT_NE(budget_json(b).find("\"schema\": \"pbm.budget/1\""), std::string::npos);
+}
+
+TEST(Slack, CountsAndPercentagesNeverLoosenZero) {
+  EXPECT_EQ(parse_slack("3").apply(10), 13u);
+  EXPECT_EQ(parse_slack("3").apply(0), 0u);
+  EXPECT_EQ(parse_slack("10%").apply(10), 11u);
+  EXPECT_EQ(parse_slack("10%").apply(1), 2u);  // rounded up
+  EXPECT_EQ(parse_slack("0%").apply(7), 7u);
+  EXPECT_THROW(parse_slack("-1"), std::invalid_argument);
+  EXPECT_THROW(parse_slack("1.5"), std::invalid_argument);
+  EXPECT_THROW(parse_slack("ten"), std::invalid_argument);
+  EXPECT_THROW(parse_slack("%"), std::invalid_argument);
+}
+
+Observations sample_run() {
+  Observations o;
+  o.memcpy[{"setup", "HtoD", "pinned", true}] = {1, 4096};
+  o.memcpy[{"readback", "DtoH", "pinned", false}] = {1, 4};
+  o.sync[{"readback", "stream_synchronize", false}] = 1;
+  o.sync[{"none", "stream_query", true}] = 7;
+  return o;
+}
+
+TEST(Baseline, BudgetsWhatWasSeen) {
+  Budget const b = baseline_budget(sample_run(), Events::all, Slack{}, "d", {"train_step"});
+  EXPECT_EQ(b.overall.memcpy.at("total"), 2u);
+  EXPECT_EQ(b.overall.memcpy.at("HtoD"), 1u);
+  EXPECT_EQ(b.overall.memcpy.at("DtoH/pinned"), 1u);
+  EXPECT_EQ(b.overall.memcpy.at("pinned"), 2u);
+  EXPECT_EQ(b.overall.sync.at("total"), 1u);  // the query does not block the host
+  EXPECT_EQ(b.overall.sync.at("stream_query"), 7u);
+  EXPECT_EQ(b.ranges.at("readback").memcpy.at("DtoH"), 1u);
+  EXPECT_EQ(b.ranges.at("readback").sync.at("total"), 1u);
+  EXPECT_EQ(b.ranges.at("setup").sync.at("total"), 0u);
+  EXPECT_EQ(b.ranges.at("train_step").memcpy.at("total"), 0u);  // asked for, though nothing was seen
+  EXPECT_EQ(b.ranges.at("train_step").sync.at("total"), 0u);
+}
+
+TEST(Baseline, UnexpectedOnlyAndSlack) {
+  Budget const b = baseline_budget(sample_run(), Events::unexpected, parse_slack("2"), "d");
+  EXPECT_EQ(b.events, Events::unexpected);
+  EXPECT_EQ(b.overall.memcpy.at("total"), 3u);  // 1 unexpected + 2
+  EXPECT_EQ(b.overall.memcpy.count("HtoD"), 0u);
+  EXPECT_EQ(b.ranges.count("setup"), 0u);
+  EXPECT_EQ(b.overall.sync.count("stream_query"), 0u);  // expected: not in an unexpected-only budget
+}
+
+TEST(Baseline, EmptyRunGivesZeroTotals) {
+  Budget const b = baseline_budget({}, Events::all, parse_slack("50%"), "d");
+  EXPECT_EQ(b.overall.memcpy.at("total"), 0u);
+  EXPECT_EQ(b.overall.sync.at("total"), 0u);
+}
+
+}  // namespace
+}  // namespace pbm::guard
