@@ -73,7 +73,8 @@ TEST(Collect, KnownSeriesStartAtZero) {
 
 TEST(Collect, CountersAreReadAtCollectionTime) {
   auto value = [] {
-    auto const* s = find_sample(find(pe::collect(), "pbm_violations_total"), {{"rule", "memcpy_pageable"}});
+    auto const families = pe::collect();  // keep it alive: s points into it
+    auto const* s = find_sample(find(families, "pbm_violations_total"), {{"rule", "memcpy_pageable"}});
     return s ? s->value : ~0ull;
   };
   std::uint64_t const before = value();
@@ -121,7 +122,8 @@ TEST(Collect, EqualSeriesFromSourcesAreSummedAndRemovedSourcesVanish) {
   auto make = [] { return std::vector<pe::Sample>{{"pbm_unit_things_total", {{"k", "v"}}, 2, pe::Sample::Type::counter}}; };
   std::size_t const a = pe::add_source(make);
   std::size_t const b = pe::add_source(make);
-  auto const* s = find_sample(find(pe::collect(), "pbm_unit_things_total"), {{"k", "v"}});
+  auto const families = pe::collect();  // keep it alive: s points into it
+  auto const* s = find_sample(find(families, "pbm_unit_things_total"), {{"k", "v"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, 4u);
   EXPECT_TRUE(pe::remove_source(a));
@@ -167,7 +169,8 @@ TEST(Collect, RangeLabelValuesAreBounded) {
   for (int i = 0; i < 100; ++i)
     c.add_memcpy(pt::Direction::DtoD, pt::MemoryKind::device, true, "unit_range_" + std::to_string(i), 1);
   std::set<std::string> ranges;
-  for (auto const& s : find(pe::collect(), "pbm_memcpy_total")->samples) ranges.insert(s.labels.at("range"));
+  auto const families = pe::collect();  // a named vector: a range-for over a member of a temporary dangles
+  for (auto const& s : find(families, "pbm_memcpy_total")->samples) ranges.insert(s.labels.at("range"));
   EXPECT_LE(ranges.size(), c.range_label_cap() + 2);  // + "none" and "other"
   EXPECT_EQ(ranges.count("other"), 1u);
 }
