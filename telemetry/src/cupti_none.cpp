@@ -9,6 +9,7 @@ AttachResult source_attach(std::size_t, std::size_t, bool) noexcept {
 }
 void source_detach() noexcept {}
 void source_flush() noexcept {}
+void source_exit() noexcept {}
 std::string cupti_library_path() { return {}; }
 void forget_library_for_testing() noexcept {}
 

@@ -15,6 +15,7 @@
 #include <nvtx3/nvToolsExtSync.h>
 #include <generated_nvtx_meta.h>  // not included by cupti.h
 
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <dlfcn.h>
@@ -79,10 +80,18 @@ class CuptiSource {
   void flush() noexcept {
     if (attached_) api().ActivityFlushAll(0);
   }
+  /// Exit: the last flush, then callbacks are ignored; CUPTI itself is left as it is.
+  void exit_flush() noexcept {
+    if (!attached_) return;
+    api().ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+    closed_.store(true, std::memory_order_release);
+    attached_ = false;
+  }
 
  private:
   static void CUPTIAPI on_callback(void* self, CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* data) {
     auto* source = static_cast<CuptiSource*>(self);
+    if (source->closed_.load(std::memory_order_acquire)) return;
     try {  // nothing may unwind into CUPTI or the CUDA call
       if (domain == CUPTI_CB_DOMAIN_NVTX) {
         source->handle_nvtx(cbid, static_cast<CUpti_NvtxData const*>(data));
@@ -109,6 +118,7 @@ class CuptiSource {
   void disable_all() noexcept;
 
   bool attached_{false};
+  std::atomic<bool> closed_{false};  // set at exit: API callbacks are ignored from then on
   CUpti_SubscriberHandle subscriber_{};
 
   // Bounded pool, allocated once: when every buffer is in flight CUPTI drops records (counted).
@@ -125,6 +135,7 @@ class CuptiSource {
 
 AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) {
   if (attached_) return {true, false, "attached"};
+  if (closed_.load(std::memory_order_acquire)) return {false, false, "CUPTI not attached: the process is exiting"};
   std::string load_error;
   if (load_cupti(&load_error) == nullptr) return {false, false, load_error};
   // libcupti loads without a driver but fails with CUPTI_ERROR_UNKNOWN; say what is missing.
@@ -371,6 +382,7 @@ AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bo
 
 void source_detach() noexcept { CuptiSource::instance().detach(); }
 void source_flush() noexcept { CuptiSource::instance().flush(); }
+void source_exit() noexcept { CuptiSource::instance().exit_flush(); }
 
 std::string cupti_library_path() {
   CuptiApi const* loaded = load_cupti(nullptr);

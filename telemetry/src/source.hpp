@@ -17,6 +17,11 @@ bool source_built() noexcept;
 AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) noexcept;
 void source_detach() noexcept;
 void source_flush() noexcept;
+/// At process exit: flush the last records, then stop handling callbacks without calling into
+/// CUPTI again. Disabling or unsubscribing there crashed (H100, exit status 139 of every program
+/// under pbm-guard: cuptiActivityDisable faulted inside libcupti once its own exit-time teardown
+/// had run, which happens first when NVTX loaded libcupti as its injection).
+void source_exit() noexcept;
 /// Absolute path of the libcupti this process loaded (dlopen; loads it if needed). "" when not
 /// built with CUPTI or libcupti cannot be loaded.
 std::string cupti_library_path();

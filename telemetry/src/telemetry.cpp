@@ -72,7 +72,13 @@ void detach_locked(State& s) noexcept {
 void at_exit() noexcept {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  detach_locked(s);  // flushes first, so the last records are judged and counted
+  if (!s.attached) return;
+  // The last records are judged and counted; CUPTI is not disabled or unsubscribed here (see
+  // source_exit): libcupti may already have torn itself down.
+  detail::source_exit();
+  s.attached = false;
+  s.reason = "process exiting";
+  detail::engine().counters().health().cupti_attached.store(false);
 }
 
 }  // namespace
