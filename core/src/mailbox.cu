@@ -44,6 +44,30 @@ struct CompletionLease {
     if (!launched) pool->release_unlaunched(c);
   }
 };
+
+/// One push or pop: a completion from the pool, one kernel launch, one event record. The launch's
+/// own status is checked (not cudaGetLastError, which would also report an earlier failure of the
+/// caller's and costs a runtime call on every operation).
+template <class Data>
+OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), MailboxRef ref, Data data,
+                   std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
+                   std::shared_ptr<CompletionPool> const& pool, StatsSnapshot* snapshot,
+                   unsigned long long* device_count) {
+  CompletionLease lease{pool, pool->acquire()};
+  LaunchTarget target{lease.c->cell, lease.c->mapped, lease.c->generation, snapshot, device_count};
+  unsigned long long count = records;
+  void* args[] = {&ref, &data, &count, &target};
+  cudaError_t const launched = cudaLaunchKernel(reinterpret_cast<void const*>(kernel),
+                                                dim3(grid_for(records * stride, multiprocessors)), dim3(kThreads),
+                                                args, 0, stream);
+  if (launched != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // this launch's error is reported below, not later
+    PBM_CUDA_TRY(launched);
+  }
+  PBM_CUDA_TRY(cudaEventRecord(lease.c->event, stream));
+  lease.launched = true;
+  return LaunchAccess::make(pool, lease.c, records);
+}
 }  // namespace
 }  // namespace detail
 
@@ -285,15 +309,8 @@ PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stre
   check_stream_and_pointer(records, n, stream, "push source");
   check_device_count(device_count);
   state_->count_push(stream_class_of(stream), n);
-  detail::CompletionLease lease{pool_, pool_->acquire()};
-  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, state_->snapshot_device,
-                                    device_count};
-  detail::push_kernel<<<detail::grid_for(n * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
-      ref_, static_cast<unsigned char const*>(records), n, target);
-  PBM_CUDA_TRY(cudaGetLastError());
-  PBM_CUDA_TRY(cudaEventRecord(lease.c->event, stream));
-  lease.launched = true;
-  return detail::LaunchAccess::make(pool_, lease.c, n);
+  return detail::launch_op(&detail::push_kernel, ref_, static_cast<unsigned char const*>(records), n, stride(),
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count);
 }
 
 PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
@@ -303,15 +320,8 @@ PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStre
   check_stream_and_pointer(dst, max_records, stream, "pop destination");
   check_device_count(device_count);
   state_->count_pop(stream_class_of(stream), max_records);
-  detail::CompletionLease lease{pool_, pool_->acquire()};
-  detail::LaunchTarget const target{lease.c->cell, lease.c->mapped, lease.c->generation, state_->snapshot_device,
-                                    device_count};
-  detail::pop_kernel<<<detail::grid_for(max_records * stride(), multiprocessors_), detail::kThreads, 0, stream>>>(
-      ref_, static_cast<unsigned char*>(dst), max_records, target);
-  PBM_CUDA_TRY(cudaGetLastError());
-  PBM_CUDA_TRY(cudaEventRecord(lease.c->event, stream));
-  lease.launched = true;
-  return detail::LaunchAccess::make(pool_, lease.c, max_records);
+  return detail::launch_op(&detail::pop_kernel, ref_, static_cast<unsigned char*>(dst), max_records, stride(),
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count);
 }
 
 std::uint64_t Mailbox::pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy) {
@@ -335,10 +345,11 @@ void Mailbox::check_device_count(unsigned long long const* device_count) const {
 }
 
 StreamClass Mailbox::stream_class_of(cudaStream_t stream) const {
-  if (priority_greatest_ == priority_least_) return StreamClass::peripheral;
-  int priority = priority_least_;
+  PriorityRange const range{priority_least_, priority_greatest_};
+  if (range.greatest == range.least) return StreamClass::peripheral;  // no call needed
+  int priority = range.least;
   PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
-  return priority == priority_greatest_ ? StreamClass::focus : StreamClass::peripheral;
+  return stream_class_for(priority, range);
 }
 
 Stats Mailbox::stats() const {

@@ -10,19 +10,26 @@ namespace pbm::detail {
 
 namespace {
 using GetAddressRange = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
+using GetPointerAttributes = CUresult (*)(unsigned, CUpointer_attribute*, void**, CUdeviceptr);
+
+void* driver_entry(char const* name) {
+  void* p = nullptr;
+  cudaDriverEntryPointQueryResult status{};
+  if (cudaGetDriverEntryPointByVersion(name, &p, 12000, cudaEnableDefault, &status) != cudaSuccess ||
+      status != cudaDriverEntryPointSuccess) {
+    static_cast<void>(cudaGetLastError());
+    return nullptr;
+  }
+  return p;
+}
 
 GetAddressRange address_range_fn() {
-  static GetAddressRange const fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult status{};
-    if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &p, 12000, cudaEnableDefault, &status) !=
-            cudaSuccess ||
-        status != cudaDriverEntryPointSuccess) {
-      static_cast<void>(cudaGetLastError());
-      return GetAddressRange{nullptr};
-    }
-    return reinterpret_cast<GetAddressRange>(p);
-  }();
+  static GetAddressRange const fn = reinterpret_cast<GetAddressRange>(driver_entry("cuMemGetAddressRange"));
+  return fn;
+}
+
+GetPointerAttributes pointer_attributes_fn() {
+  static GetPointerAttributes const fn = reinterpret_cast<GetPointerAttributes>(driver_entry("cuPointerGetAttributes"));
   return fn;
 }
 
@@ -31,6 +38,48 @@ std::string hex(void const* p) {
   os << p;
   return os.str();
 }
+
+/// Where a pointer lives. One driver call (cuPointerGetAttributes) on every push and pop, instead
+/// of cudaPointerGetAttributes' runtime call: the runtime layer (and CUPTI's callback dispatch on
+/// it, in count mode) is skipped. Falls back to the runtime call where the entry point is missing.
+struct Location {
+  bool cuda{false};     // allocated, mapped or registered with CUDA
+  bool device{false};   // device memory (or managed)
+  bool managed{false};
+  int ordinal{-1};
+};
+
+Location locate(void const* ptr, char const* what) {
+  Location loc;
+  if (GetPointerAttributes const get = pointer_attributes_fn()) {
+    unsigned int memory_type = 0;  // CUmemorytype; 0 when not a CUDA pointer
+    unsigned int managed = 0;      // documented as a boolean; zeroed wider so any width reads right
+    int ordinal = -1;
+    CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                                   CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL};
+    void* data[] = {&memory_type, &managed, &ordinal};
+    CUresult const r = get(3, attrs, data, reinterpret_cast<CUdeviceptr>(ptr));
+    if (r == CUDA_SUCCESS) {
+      loc.cuda = memory_type != 0;
+      loc.managed = managed != 0;
+      loc.device = memory_type == CU_MEMORYTYPE_DEVICE || memory_type == CU_MEMORYTYPE_UNIFIED || loc.managed;
+      loc.ordinal = ordinal;
+      return loc;
+    }
+  }
+  cudaPointerAttributes attr{};
+  cudaError_t const err = cudaPointerGetAttributes(&attr, ptr);
+  if (err != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    PBM_EXPECTS(false, std::string(what) + " " + hex(ptr) + " is not CUDA memory (" + cudaGetErrorName(err) + ")");
+  }
+  loc.cuda = attr.type != cudaMemoryTypeUnregistered;
+  loc.managed = attr.type == cudaMemoryTypeManaged;
+  loc.device = attr.type == cudaMemoryTypeDevice || loc.managed;
+  loc.ordinal = attr.device;
+  return loc;
+}
+
 }  // namespace
 
 void check_device_buffer(void const* ptr, std::uint64_t bytes, int device, char const* what) {
@@ -38,16 +87,11 @@ void check_device_buffer(void const* ptr, std::uint64_t bytes, int device, char 
   if (bytes == 0) return;
   PBM_EXPECTS(reinterpret_cast<std::uintptr_t>(ptr) % 4 == 0,
               std::string(what) + " " + hex(ptr) + " is not 4-byte aligned");
-  cudaPointerAttributes attr{};
-  cudaError_t const err = cudaPointerGetAttributes(&attr, ptr);
-  if (err != cudaSuccess) {
-    static_cast<void>(cudaGetLastError());
-    PBM_EXPECTS(false, std::string(what) + " " + hex(ptr) + " is not CUDA memory (" + cudaGetErrorName(err) + ")");
-  }
-  PBM_EXPECTS(attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged,
-              std::string(what) + " " + hex(ptr) + " is host memory; device memory is required");
-  PBM_EXPECTS(attr.type == cudaMemoryTypeManaged || attr.device == device,
-              std::string(what) + " " + hex(ptr) + " is on device " + std::to_string(attr.device) +
+  Location const loc = locate(ptr, what);
+  PBM_EXPECTS(loc.device, std::string(what) + " " + hex(ptr) + " is host memory" +
+                              (loc.cuda ? " (pinned or registered)" : "") + "; device memory is required");
+  PBM_EXPECTS(loc.managed || loc.ordinal == device,
+              std::string(what) + " " + hex(ptr) + " is on device " + std::to_string(loc.ordinal) +
                   ", the mailbox on device " + std::to_string(device));
   if (GetAddressRange const range = address_range_fn()) {
     CUdeviceptr base = 0;

@@ -107,9 +107,7 @@ std::vector<MailboxInfo> mailboxes() {
 StreamClass classify_stream(cudaStream_t stream) {
   int priority = 0;
   PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
-  int least = 0, greatest = 0;
-  PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-  return priority == greatest && greatest != least ? StreamClass::focus : StreamClass::peripheral;
+  return stream_class_for(priority, priority_range());
 }
 
 }  // namespace pbm

@@ -98,3 +98,13 @@ TEST(HostApi, EmptyHandleRefusesUse) {
 }
 
 }  // namespace
+
+TEST(HostApi, StreamClassComesFromThePriorityAndTheDeviceRange) {
+  constexpr pbm::PriorityRange hopper{0, -5};  // least, greatest (numerically lowest)
+  static_assert(pbm::stream_class_for(-5, hopper) == pbm::StreamClass::focus);
+  EXPECT_EQ(pbm::stream_class_for(-5, hopper), pbm::StreamClass::focus);
+  EXPECT_EQ(pbm::stream_class_for(0, hopper), pbm::StreamClass::peripheral);
+  EXPECT_EQ(pbm::stream_class_for(-2, hopper), pbm::StreamClass::peripheral);  // between: not the focus priority
+  constexpr pbm::PriorityRange flat{0, 0};  // a device without priorities: nothing is focus
+  EXPECT_EQ(pbm::stream_class_for(0, flat), pbm::StreamClass::peripheral);
+}

@@ -328,8 +328,25 @@ TEST(MailboxGpu, BadInputIsRefusedAndChangesNothing) {
     EXPECT_NE(std::string(e.what()).find("too small"), std::string::npos) << e.what();
   }
 
+  Rec* pinned = nullptr;
+  PBM_TEST_CUDA(cudaMallocHost(&pinned, 64 * sizeof(Rec)));
+  try {
+    mailbox.pop_bulk_async(pinned, 10, nullptr);
+    ADD_FAILURE() << "pinned host memory was accepted as a pop destination";
+  } catch (std::invalid_argument const& e) {
+    EXPECT_NE(std::string(e.what()).find("host memory (pinned or registered)"), std::string::npos) << e.what();
+  }
+  PBM_TEST_CUDA(cudaFreeHost(pinned));
+
   EXPECT_EQ(mailbox.stats().occupancy, 10u) << "refused calls changed the mailbox";
-  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 64, nullptr), 10u);
+  // Managed memory is device-accessible: accepted.
+  Rec* managed = nullptr;
+  PBM_TEST_CUDA(cudaMallocManaged(&managed, 64 * sizeof(Rec)));
+  EXPECT_EQ(mailbox.pop_bulk(managed, 4, nullptr), 4u);
+  EXPECT_EQ(managed[0].producer, 6u) << "first record popped into managed memory";
+  EXPECT_EQ(managed[3].seq, 3u);
+  PBM_TEST_CUDA(cudaFree(managed));
+  EXPECT_EQ(mailbox.pop_bulk(out.ptr, 64, nullptr), 6u);
 }
 
 TEST(MailboxGpu, CorruptedHeaderIsDetectedOnDeviceAndReported) {

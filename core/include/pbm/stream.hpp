@@ -27,6 +27,12 @@ struct PriorityRange {
 /// Reads the range of `device` (-1: the current device). Does not synchronise.
 PriorityRange priority_range(int device = -1);
 
+/// The class of a stream of `priority` on a device of priority range `range`: focus at the
+/// greatest priority of a device that has more than one, peripheral otherwise.
+constexpr StreamClass stream_class_for(int priority, PriorityRange range) noexcept {
+  return range.greatest != range.least && priority == range.greatest ? StreamClass::focus : StreamClass::peripheral;
+}
+
 /// An owning, move-only non-blocking CUDA stream of a priority class, on one device.
 class Stream {
  public:
