@@ -4,7 +4,7 @@
 namespace pbm::telemetry::detail {
 
 bool source_built() noexcept { return false; }
-AttachResult source_attach(std::size_t, std::size_t, bool) noexcept {
+AttachResult source_attach(std::size_t, std::size_t, bool, bool) noexcept {
   return {false, false, "CUPTI unavailable: pbm was built without CUPTI (PBM_WITH_CUPTI); counters and guards only"};
 }
 void source_detach() noexcept {}

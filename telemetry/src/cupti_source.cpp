@@ -34,7 +34,8 @@ constexpr CUpti_ActivityKind kActivityKinds[] = {
 constexpr CUpti_CallbackId kNvtxCallbacks[] = {
     CUPTI_CBID_NVTX_nvtxRangePushA, CUPTI_CBID_NVTX_nvtxRangePushEx, CUPTI_CBID_NVTX_nvtxRangePop,
     CUPTI_CBID_NVTX_nvtxDomainRangePushEx, CUPTI_CBID_NVTX_nvtxDomainRangePop,
-    CUPTI_CBID_NVTX_nvtxDomainCreateA, CUPTI_CBID_NVTX_nvtxDomainRegisterStringA};
+    CUPTI_CBID_NVTX_nvtxDomainCreateA, CUPTI_CBID_NVTX_nvtxDomainRegisterStringA,
+    CUPTI_CBID_NVTX_nvtxDomainDestroy};
 
 bool env_flag(char const* name, bool fallback) {
   char const* v = std::getenv(name);
@@ -42,20 +43,62 @@ bool env_flag(char const* name, bool fallback) {
   return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
 }
 
-/// Activity kinds: MEMCPY, MEMSET, SYNCHRONIZATION always; MARKER only when asked
-/// (Config::marker_activity or env PBM_CUPTI_MARKERS=1). Range attribution comes from the NVTX
-/// callbacks at call time; MARKER records repeat it and cost more than everything else together
-/// (H100: count mode 1.24x the off loop with MARKER, 1.08x without, same run).
+/// Activity kinds. By default none: copies are judged from their API callbacks' parameters and
+/// syncs at their API callbacks, which is what the policy needs. Enabling any activity kind made
+/// CUPTI trace every launch: on an H100, a push/pop loop in count mode ran 1.205x the telemetry-off
+/// loop with MEMCPY/MEMSET/SYNCHRONIZATION activity and 1.066x without (same run); a launch-bound
+/// PyTorch loop under pbm-guard lost about a third of its steps/s.
+/// With Config::activity_records (or PBM_CUPTI_ACTIVITY=1): MEMCPY, MEMSET, SYNCHRONIZATION
+/// records, for copies the callbacks cannot describe (3D/array/batch copies, graph memcpy nodes)
+/// and memset counts. MARKER only when asked (Config::marker_activity or PBM_CUPTI_MARKERS=1).
 /// PBM_CUPTI_KINDS (comma-separated: memcpy, memset, sync, marker) overrides, for measurements.
-bool activity_kind_wanted(CUpti_ActivityKind kind, bool marker_activity) {
+bool activity_kind_wanted(CUpti_ActivityKind kind, bool activity_records, bool marker_activity) {
   char const* v = std::getenv("PBM_CUPTI_KINDS");
-  if (v == nullptr) return kind != CUPTI_ACTIVITY_KIND_MARKER || marker_activity || env_flag("PBM_CUPTI_MARKERS", false);
+  if (v == nullptr) {
+    if (kind == CUPTI_ACTIVITY_KIND_MARKER) return marker_activity || env_flag("PBM_CUPTI_MARKERS", false);
+    return activity_records || env_flag("PBM_CUPTI_ACTIVITY", false);
+  }
   std::string const list = std::string(",") + v + ",";
   char const* name = kind == CUPTI_ACTIVITY_KIND_MEMCPY            ? ",memcpy,"
                      : kind == CUPTI_ACTIVITY_KIND_MEMSET          ? ",memset,"
                      : kind == CUPTI_ACTIVITY_KIND_SYNCHRONIZATION ? ",sync,"
                                                                    : ",marker,";
   return list.find(name) != std::string::npos;
+}
+
+using PointerAttributesFn = CUresult (*)(unsigned, CUpointer_attribute*, void**, CUdeviceptr);
+
+/// cuPointerGetAttributes from the driver the process already loaded (never the runtime: this runs
+/// inside CUPTI callbacks). Null where libcuda is missing.
+PointerAttributesFn pointer_attributes() noexcept {
+  static PointerAttributesFn const fn = [] {
+    void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+    if (driver == nullptr) driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    return driver != nullptr ? reinterpret_cast<PointerAttributesFn>(dlsym(driver, "cuPointerGetAttributes"))
+                             : PointerAttributesFn{nullptr};
+  }();
+  return fn;
+}
+
+/// Pageable (not known to CUDA), pinned (page-locked or registered host memory), device or managed.
+MemoryKind memory_kind_of(void const* ptr) {
+  if (ptr == nullptr) return MemoryKind::unknown;
+  PointerAttributesFn const get = pointer_attributes();
+  if (get == nullptr) return MemoryKind::unknown;
+  unsigned int memory_type = 0;
+  unsigned int managed = 0;
+  CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED};
+  void* data[] = {&memory_type, &managed};
+  if (get(2, attrs, data, reinterpret_cast<CUdeviceptr>(ptr)) != CUDA_SUCCESS) return MemoryKind::unknown;
+  if (managed != 0) return MemoryKind::managed;
+  switch (memory_type) {
+    case 0: return MemoryKind::pageable;  // not a CUDA pointer: ordinary host memory
+    case CU_MEMORYTYPE_HOST: return MemoryKind::pinned;
+    case CU_MEMORYTYPE_DEVICE: return MemoryKind::device;
+    case CU_MEMORYTYPE_ARRAY: return MemoryKind::array;
+    case CU_MEMORYTYPE_UNIFIED: return MemoryKind::managed;
+    default: return MemoryKind::unknown;
+  }
 }
 
 // The loaded libcupti; set by attach() before anything below can run (callbacks come only after it).
@@ -74,7 +117,7 @@ class CuptiSource {
     return *source;
   }
 
-  AttachResult attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity);
+  AttachResult attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records, bool marker_activity);
   void detach() noexcept;
   bool attached() const noexcept { return attached_; }
   void flush() noexcept {
@@ -118,6 +161,7 @@ class CuptiSource {
   void disable_all() noexcept;
 
   bool attached_{false};
+  std::atomic<bool> copies_from_callbacks_{true};  // no MEMCPY records: copies judged at their call
   std::atomic<bool> closed_{false};  // set at exit: API callbacks are ignored from then on
   CUpti_SubscriberHandle subscriber_{};
 
@@ -133,7 +177,8 @@ class CuptiSource {
   std::unordered_map<void const*, std::string> strings_;
 };
 
-AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) {
+AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records,
+                                 bool marker_activity) {
   if (attached_) return {true, false, "attached"};
   if (closed_.load(std::memory_order_acquire)) return {false, false, "CUPTI not attached: the process is exiting"};
   std::string load_error;
@@ -196,10 +241,13 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
   if ((r = api().ActivityRegisterCallbacks(&CuptiSource::on_buffer_requested, &CuptiSource::on_buffer_completed)) !=
       CUPTI_SUCCESS)
     return fail("cuptiActivityRegisterCallbacks", r);
+  bool memcpy_records = false;
   for (CUpti_ActivityKind kind : kActivityKinds) {
-    if (!activity_kind_wanted(kind, marker_activity)) continue;
+    if (!activity_kind_wanted(kind, activity_records, marker_activity)) continue;
     if ((r = api().ActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
+    memcpy_records = memcpy_records || kind == CUPTI_ACTIVITY_KIND_MEMCPY;
   }
+  copies_from_callbacks_.store(!memcpy_records, std::memory_order_release);
   attached_ = true;
   return {true, false, "attached"};
 }
@@ -260,14 +308,58 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
     std::uint32_t id = 0;
     if (api().GetStreamIdEx(data->context, stream, per_thread, &id) == CUPTI_SUCCESS) call.stream = id;
   }
-  engine().api_enter(call);
+  bool const top_level = engine().api_enter(call);
+  if (!top_level || call.cls == ApiCall::Class::sync || !copies_from_callbacks_.load(std::memory_order_acquire))
+    return;
+  // No MEMCPY records: the copy is judged now, from the call's parameters, in the caller's scope.
+  MemcpyEvent ev = decode_copy_call(domain, cbid, data->functionParams, &memory_kind_of).value_or(MemcpyEvent{});
+  ev.device = 0;
+  if (call.runtime) {
+    ev.runtime_correlation = call.correlation;
+  } else {
+    ev.correlation = call.correlation;
+  }
+  engine().on_memcpy(std::move(ev));
+}
+
+/// Per-thread cache of NVTX handle -> name, in front of the shared maps: every range push and
+/// pop resolves a domain and a registered string, and taking nvtx_mu_ for each cost count mode a
+/// measurable share of a launch-bound loop. A handle's name never changes while it lives; a
+/// domain destroyed (nvtxDomainDestroy) bumps the generation and every thread's cache starts over.
+struct NameCache {
+  static constexpr std::size_t kSize = 32;  // direct-mapped
+  struct Entry {
+    void const* key{nullptr};
+    std::string name;
+  };
+  std::uint64_t generation{0};
+  Entry entries[kSize];
+  Entry& slot(void const* key) noexcept {
+    return entries[(reinterpret_cast<std::uintptr_t>(key) >> 4) % kSize];
+  }
+};
+std::atomic<std::uint64_t> g_name_generation{1};
+
+NameCache& name_cache() noexcept {
+  thread_local NameCache cache;
+  std::uint64_t const now = g_name_generation.load(std::memory_order_acquire);
+  if (cache.generation != now) {
+    for (NameCache::Entry& e : cache.entries) e.key = nullptr;
+    cache.generation = now;
+  }
+  return cache;
 }
 
 std::string CuptiSource::domain_name(nvtxDomainHandle_t domain) {
   if (domain == nullptr) return {};
+  NameCache::Entry& hit = name_cache().slot(domain);
+  if (hit.key == domain) return hit.name;
   std::lock_guard<std::mutex> lock(nvtx_mu_);
   auto it = domains_.find(domain);
-  return it == domains_.end() ? std::string("(unknown domain)") : it->second;
+  if (it == domains_.end()) return "(unknown domain)";  // not cached: it may be learned later
+  hit.key = domain;
+  hit.name = it->second;
+  return hit.name;
 }
 
 std::string CuptiSource::message_of(nvtxEventAttributes_t const* attributes) {
@@ -276,10 +368,16 @@ std::string CuptiSource::message_of(nvtxEventAttributes_t const* attributes) {
     case NVTX_MESSAGE_TYPE_ASCII:
       return attributes->message.ascii != nullptr ? attributes->message.ascii : "";
     case NVTX_MESSAGE_TYPE_REGISTERED: {
+      void const* const key = attributes->message.registered;
+      NameCache::Entry& hit = name_cache().slot(key);
+      if (hit.key == key && key != nullptr) return hit.name;
       std::lock_guard<std::mutex> lock(nvtx_mu_);
-      auto it = strings_.find(attributes->message.registered);
+      auto it = strings_.find(key);
       // Registered before pbm attached: the name is unknown here (MARKER records still have it).
-      return it == strings_.end() ? std::string("(registered string)") : it->second;
+      if (it == strings_.end()) return "(registered string)";
+      hit.key = key;
+      hit.name = it->second;
+      return hit.name;
     }
     default:
       return "(non-ASCII message)";
@@ -327,6 +425,13 @@ void CuptiSource::handle_nvtx(CUpti_CallbackId cbid, CUpti_NvtxData const* data)
       }
       break;
     }
+    case CUPTI_CBID_NVTX_nvtxDomainDestroy: {
+      auto const* p = static_cast<nvtxDomainDestroy_params const*>(params);
+      std::lock_guard<std::mutex> lock(nvtx_mu_);
+      domains_.erase(p->domain);
+      g_name_generation.fetch_add(1, std::memory_order_acq_rel);  // a handle may be reused
+      break;
+    }
     default:
       break;
   }
@@ -372,9 +477,10 @@ void CuptiSource::complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint
 
 bool source_built() noexcept { return true; }
 
-AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) noexcept {
+AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records,
+                           bool marker_activity) noexcept {
   try {
-    return CuptiSource::instance().attach(buffer_count, buffer_size, marker_activity);
+    return CuptiSource::instance().attach(buffer_count, buffer_size, activity_records, marker_activity);
   } catch (std::exception const& e) {
     return {false, false, std::string("CUPTI unavailable: ") + e.what()};
   }

@@ -1,6 +1,8 @@
 // CUPTI activity records -> event model. Field names follow cupti_activity.h of CUDA 13.0.
 #include "decoder.hpp"
 
+#include <cupti.h>  // the runtime/driver parameter structs (generated_*_meta.h)
+
 namespace pbm::telemetry::detail {
 
 Direction decode_direction(std::uint8_t copy_kind) noexcept {
@@ -104,6 +106,165 @@ MarkerEvent decode_marker(CUpti_ActivityMarker2 const& r) {
   if (r.name != nullptr) ev.name = r.name;
   if (r.domain != nullptr) ev.domain = r.domain;
   return ev;
+}
+
+Direction direction_between(MemoryKind src, MemoryKind dst) noexcept {
+  auto host = [](MemoryKind k) { return k == MemoryKind::pageable || k == MemoryKind::pinned; };
+  auto device = [](MemoryKind k) { return k == MemoryKind::device || k == MemoryKind::managed; };
+  if (host(src) && device(dst)) return Direction::HtoD;
+  if (device(src) && host(dst)) return Direction::DtoH;
+  if (device(src) && device(dst)) return Direction::DtoD;
+  if (host(src) && host(dst)) return Direction::HtoH;
+  return Direction::unknown;
+}
+
+namespace {
+
+/// cudaMemcpyKind -> direction; cudaMemcpyDefault (and anything else) -> from the memory kinds.
+Direction runtime_direction(cudaMemcpyKind kind, MemoryKind src, MemoryKind dst) noexcept {
+  switch (kind) {
+    case cudaMemcpyHostToHost: return Direction::HtoH;
+    case cudaMemcpyHostToDevice: return Direction::HtoD;
+    case cudaMemcpyDeviceToHost: return Direction::DtoH;
+    case cudaMemcpyDeviceToDevice: return Direction::DtoD;
+    default: return direction_between(src, dst);
+  }
+}
+
+void const* as_ptr(CUdeviceptr p) noexcept { return reinterpret_cast<void const*>(static_cast<std::uintptr_t>(p)); }
+
+/// A runtime copy between two pointers (either may be a symbol: then `symbol_side` is device).
+template <class P>
+MemcpyEvent runtime_copy(P const& p, std::uint64_t bytes, MemoryKindOf kind_of, bool async) {
+  MemcpyEvent ev;
+  ev.src_kind = kind_of(p.src);
+  ev.dst_kind = kind_of(p.dst);
+  ev.direction = runtime_direction(p.kind, ev.src_kind, ev.dst_kind);
+  ev.bytes = bytes;
+  ev.is_async = async;
+  return ev;
+}
+
+MemcpyEvent copy_of(MemoryKind src, MemoryKind dst, Direction direction, std::uint64_t bytes, bool async) {
+  MemcpyEvent ev;
+  ev.src_kind = src;
+  ev.dst_kind = dst;
+  ev.direction = direction;
+  ev.bytes = bytes;
+  ev.is_async = async;
+  return ev;
+}
+
+}  // namespace
+
+std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params,
+                                            MemoryKindOf kind_of) {
+  if (params == nullptr || kind_of == nullptr) return std::nullopt;
+  MemoryKind const dev = MemoryKind::device;
+  if (domain == CUPTI_CB_DOMAIN_RUNTIME_API) {
+    switch (cbid) {
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_ptds_v7000: {  // same layout
+        auto const& p = *static_cast<cudaMemcpy_v3020_params const*>(params);
+        return runtime_copy(p, p.count, kind_of, /*async=*/p.kind == cudaMemcpyDeviceToDevice);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_ptsz_v7000: {
+        auto const& p = *static_cast<cudaMemcpyAsync_v3020_params const*>(params);
+        return runtime_copy(p, p.count, kind_of, true);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2D_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2D_ptds_v7000: {
+        auto const& p = *static_cast<cudaMemcpy2D_v3020_params const*>(params);
+        return runtime_copy(p, static_cast<std::uint64_t>(p.width) * p.height, kind_of, false);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_ptsz_v7000: {
+        auto const& p = *static_cast<cudaMemcpy2DAsync_v3020_params const*>(params);
+        return runtime_copy(p, static_cast<std::uint64_t>(p.width) * p.height, kind_of, true);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbol_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbol_ptds_v7000:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_ptsz_v7000: {  // the prefix is shared
+        auto const& p = *static_cast<cudaMemcpyToSymbol_v3020_params const*>(params);
+        MemoryKind const src = kind_of(p.src);
+        bool const async = cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_v3020 ||
+                           cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_ptsz_v7000;
+        return copy_of(src, dev, runtime_direction(p.kind, src, dev), p.count, async);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_ptds_v7000:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_ptsz_v7000: {
+        auto const& p = *static_cast<cudaMemcpyFromSymbol_v3020_params const*>(params);
+        MemoryKind const dst = kind_of(p.dst);
+        bool const async = cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_v3020 ||
+                           cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_ptsz_v7000;
+        return copy_of(dev, dst, runtime_direction(p.kind, dev, dst), p.count, async);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyPeer_v4000: {
+        auto const& p = *static_cast<cudaMemcpyPeer_v4000_params const*>(params);
+        return copy_of(dev, dev, p.srcDevice == p.dstDevice ? Direction::DtoD : Direction::PtoP, p.count, false);
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyPeerAsync_v4000: {
+        auto const& p = *static_cast<cudaMemcpyPeerAsync_v4000_params const*>(params);
+        return copy_of(dev, dev, p.srcDevice == p.dstDevice ? Direction::DtoD : Direction::PtoP, p.count, true);
+      }
+      default:
+        return std::nullopt;
+    }
+  }
+  if (domain == CUPTI_CB_DOMAIN_DRIVER_API) {
+    switch (cbid) {
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpy:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpy_ptds:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync_ptsz: {  // unified addressing: kinds from the pointers
+        auto const& p = *static_cast<cuMemcpy_params const*>(params);
+        MemoryKind const src = kind_of(as_ptr(p.src)), dst = kind_of(as_ptr(p.dst));
+        bool const async = cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync || cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync_ptsz;
+        return copy_of(src, dst, direction_between(src, dst), p.ByteCount, async);
+      }
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoD_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoD_v2_ptds:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync_v2_ptsz: {
+        auto const& p = *static_cast<cuMemcpyHtoD_v2_params const*>(params);
+        bool const async = cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync_v2 ||
+                           cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync_v2_ptsz;
+        return copy_of(kind_of(p.srcHost), dev, Direction::HtoD, p.ByteCount, async);
+      }
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoH_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoH_v2_ptds:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2_ptsz: {
+        auto const& p = *static_cast<cuMemcpyDtoH_v2_params const*>(params);
+        bool const async = cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2 ||
+                           cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2_ptsz;
+        return copy_of(dev, kind_of(p.dstHost), Direction::DtoH, p.ByteCount, async);
+      }
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD_v2_ptds:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoDAsync_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoDAsync_v2_ptsz: {
+        auto const& p = *static_cast<cuMemcpyDtoD_v2_params const*>(params);
+        bool const async = cbid != CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD_v2 && cbid != CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD_v2_ptds;
+        return copy_of(dev, dev, Direction::DtoD, p.ByteCount, async);
+      }
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeer:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeer_ptds:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeerAsync:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeerAsync_ptsz: {
+        auto const& p = *static_cast<cuMemcpyPeer_params const*>(params);
+        bool const async = cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeerAsync || cbid == CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeerAsync_ptsz;
+        return copy_of(dev, dev, p.srcContext == p.dstContext ? Direction::DtoD : Direction::PtoP, p.ByteCount, async);
+      }
+      default:
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
 }
 
 bool ingest_record(CUpti_Activity const* record, Engine& sink) {

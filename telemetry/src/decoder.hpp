@@ -27,6 +27,21 @@ MarkerEvent decode_marker(CUpti_ActivityMarker2 const& r);
 bool ingest_record(CUpti_Activity const* record, Engine& sink);
 inline bool ingest_record(CUpti_Activity const* record) { return ingest_record(record, engine()); }
 
+/// Where a pointer's memory lives (pageable, pinned, device, managed; unknown for null). The CUPTI
+/// source asks the driver (cuPointerGetAttributes); tests pass a fake.
+using MemoryKindOf = MemoryKind (*)(void const* ptr);
+
+/// Direction of a copy between memory of these kinds (host = pageable or pinned; device = device
+/// or managed); unknown when either side is unknown.
+Direction direction_between(MemoryKind src, MemoryKind dst) noexcept;
+
+/// A copy as the parameters of its API call describe it (CUpti_CallbackData::functionParams), for
+/// when MEMCPY activity records are off: direction, bytes, memory kinds of both ends, async flag.
+/// nullopt for copy APIs whose parameters pbm does not decode (3D, array and batch copies, the
+/// 32-bit legacy driver calls): the caller counts those with direction unknown.
+std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params,
+                                            MemoryKindOf kind_of);
+
 /// The API callback ids pbm enables, with what each call does. Runtime and driver domains.
 struct CallbackSpec {
   CUpti_CallbackId cbid;

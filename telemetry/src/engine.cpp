@@ -65,10 +65,10 @@ std::shared_ptr<CallContext> Engine::find(std::uint64_t k) const {
   return s.key == k ? s.ctx : nullptr;
 }
 
-void Engine::api_enter(ApiCall const& call) {
+bool Engine::api_enter(ApiCall const& call) {
   if (!call.runtime && tl_runtime_depth > 0) {
     if (tl_runtime_call) remember(key(false, call.correlation), tl_runtime_call);
-    return;
+    return false;
   }
   auto ctx = std::make_shared<CallContext>(capture_context());
   ctx->api = call.name;
@@ -84,7 +84,7 @@ void Engine::api_enter(ApiCall const& call) {
     ctx->sync_judged = judges_sync;
   }
   remember(key(call.runtime, call.correlation), ctx);
-  if (ctx->mode == Mode::off || !judges_sync) return;
+  if (ctx->mode == Mode::off || !judges_sync) return true;
 
   SyncEvent ev;
   ev.api = call.cls == ApiCall::Class::memcpy_sync ? SyncApi::memcpy_sync : call.sync_api;
@@ -94,6 +94,7 @@ void Engine::api_enter(ApiCall const& call) {
   ev.correlation = call.correlation;
   ev.ranges = ctx->ranges;
   judge_sync(std::move(ev), *ctx, /*at_call_site=*/true);
+  return true;
 }
 
 void Engine::api_exit(ApiCall const& call) noexcept {

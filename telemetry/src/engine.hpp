@@ -66,7 +66,9 @@ class Engine {
   /// Replaces the counters (start() before attach, and tests). Not safe while CUPTI is attached.
   void reset(std::size_t range_label_cap);
 
-  void api_enter(ApiCall const& call);
+  /// Judges a sync at its call; remembers the call's context for its records. Returns false for a
+  /// driver call the runtime makes underneath a runtime call (an alias, not a separate event).
+  bool api_enter(ApiCall const& call);
   void api_exit(ApiCall const& call) noexcept;
 
   void on_memcpy(MemcpyEvent ev);

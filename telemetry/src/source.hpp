@@ -14,7 +14,8 @@ struct AttachResult {
 };
 
 bool source_built() noexcept;
-AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool marker_activity) noexcept;
+AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records,
+                           bool marker_activity) noexcept;
 void source_detach() noexcept;
 void source_flush() noexcept;
 /// At process exit: flush the last records, then stop handling callbacks without calling into

@@ -21,6 +21,7 @@ struct State {
   bool atexit_registered{false};
   std::size_t buffer_count{8};
   std::size_t buffer_size{1u << 20};
+  bool activity_records{false};
   bool marker_activity{false};
   std::string reason{"not started"};
   std::set<std::string> logged;  // one line per distinct reason
@@ -50,7 +51,7 @@ void log_once(State& s, std::string const& line) {
 
 bool attach_locked(State& s) noexcept {
   if (s.attached) return true;
-  detail::AttachResult const r = detail::source_attach(s.buffer_count, s.buffer_size, s.marker_activity);
+  detail::AttachResult const r = detail::source_attach(s.buffer_count, s.buffer_size, s.activity_records, s.marker_activity);
   s.attached = r.attached;
   s.subscriber_taken = r.subscriber_taken;
   s.reason = r.reason;
@@ -118,6 +119,7 @@ void start(Config const& config) {
   if (config.set_nvtx_injection) ensure_nvtx_injection();
   s.buffer_count = config.buffer_count;
   s.buffer_size = config.buffer_size;
+  s.activity_records = config.activity_records;
   s.marker_activity = config.marker_activity;
   s.started = true;
   s.reason = "started, not attached";

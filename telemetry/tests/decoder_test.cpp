@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include <cupti.h>  // runtime/driver parameter structs for the copy-call tests
 #include <cupti_driver_cbid.h>
 #include <cupti_runtime_cbid.h>
 
@@ -249,4 +250,123 @@ TEST(Callbacks, OnlyCopiesAndSyncsAreWatched) {
     std::set<CUpti_CallbackId> ids;
     for (auto const& s : *specs) EXPECT_TRUE(ids.insert(s.cbid).second) << s.name << " listed twice";
   }
+}
+
+// ---------------------------------------------------------------- copies from API callback parameters
+namespace {
+// A fake address space: 0x1000... pageable host, 0x2000... pinned, 0x3000... device, 0x4000... managed.
+pt::MemoryKind fake_kind(void const* p) {
+  switch (reinterpret_cast<std::uintptr_t>(p) >> 12) {
+    case 0x1: return pt::MemoryKind::pageable;
+    case 0x2: return pt::MemoryKind::pinned;
+    case 0x3: return pt::MemoryKind::device;
+    case 0x4: return pt::MemoryKind::managed;
+    default: return pt::MemoryKind::unknown;
+  }
+}
+void* at(std::uintptr_t a) { return reinterpret_cast<void*>(a); }
+}  // namespace
+
+TEST(CopyCall, RuntimeMemcpyTakesDirectionFromKindAndMemoryFromThePointers) {
+  cudaMemcpy_v3020_params p{at(0x1000), at(0x3000), 4, cudaMemcpyDeviceToHost};
+  auto ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020, &p, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->direction, pt::Direction::DtoH);
+  EXPECT_EQ(ev->src_kind, pt::MemoryKind::device);
+  EXPECT_EQ(ev->dst_kind, pt::MemoryKind::pageable);
+  EXPECT_EQ(ev->bytes, 4u);
+  EXPECT_FALSE(ev->is_async);
+
+  cudaMemcpy_v3020_params d{at(0x2000), at(0x3000), 8, cudaMemcpyDefault};  // inferred from the pointers
+  ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_ptds_v7000, &d, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->direction, pt::Direction::DtoH);
+  EXPECT_EQ(ev->dst_kind, pt::MemoryKind::pinned);
+}
+
+TEST(CopyCall, AsyncPageableUploadAnd2DAndSymbolAndPeer) {
+  cudaMemcpyAsync_v3020_params a{at(0x3000), at(0x1000), 256, cudaMemcpyHostToDevice, nullptr};
+  auto ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020, &a, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->direction, pt::Direction::HtoD);
+  EXPECT_EQ(ev->src_kind, pt::MemoryKind::pageable);
+  EXPECT_TRUE(ev->is_async);
+
+  cudaMemcpy2DAsync_v3020_params m{at(0x1000), 64, at(0x3000), 128, 16, 10, cudaMemcpyDeviceToHost, nullptr};
+  ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020, &m, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->bytes, 160u) << "width x height, not the pitches";
+  EXPECT_EQ(ev->direction, pt::Direction::DtoH);
+
+  cudaMemcpyFromSymbol_v3020_params s{at(0x2000), at(0x9000), 12, 0, cudaMemcpyDeviceToHost};
+  ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_v3020, &s, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->src_kind, pt::MemoryKind::device) << "a symbol is device memory";
+  EXPECT_EQ(ev->dst_kind, pt::MemoryKind::pinned);
+  EXPECT_EQ(ev->direction, pt::Direction::DtoH);
+
+  cudaMemcpyPeer_v4000_params peer{at(0x3000), 1, at(0x3100), 0, 64};
+  ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyPeer_v4000, &peer, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->direction, pt::Direction::PtoP);
+}
+
+TEST(CopyCall, DriverCallsNameTheirDirection) {
+  cuMemcpyDtoHAsync_v2_params d{at(0x1000), 0x3000, 32, nullptr};
+  auto ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2, &d, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->direction, pt::Direction::DtoH);
+  EXPECT_EQ(ev->dst_kind, pt::MemoryKind::pageable);
+  EXPECT_TRUE(ev->is_async);
+
+  cuMemcpy_params u{0x4000, 0x2000, 8};  // unified: pinned host -> managed
+  ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuMemcpy, &u, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->direction, pt::Direction::HtoD);
+  EXPECT_FALSE(ev->is_async);
+
+  // Not decoded (3D copies): the caller counts the copy with an unknown direction.
+  EXPECT_FALSE(pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3D_v3020, &u,
+                                    &fake_kind).has_value());
+  EXPECT_FALSE(pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020, nullptr,
+                                    &fake_kind).has_value());
+}
+
+TEST(CopyCall, DirectionBetweenMemoryKinds) {
+  EXPECT_EQ(pd::direction_between(pt::MemoryKind::pageable, pt::MemoryKind::device), pt::Direction::HtoD);
+  EXPECT_EQ(pd::direction_between(pt::MemoryKind::managed, pt::MemoryKind::pinned), pt::Direction::DtoH);
+  EXPECT_EQ(pd::direction_between(pt::MemoryKind::device, pt::MemoryKind::managed), pt::Direction::DtoD);
+  EXPECT_EQ(pd::direction_between(pt::MemoryKind::pinned, pt::MemoryKind::pageable), pt::Direction::HtoH);
+  EXPECT_EQ(pd::direction_between(pt::MemoryKind::unknown, pt::MemoryKind::device), pt::Direction::unknown);
+}
+
+TEST_F(DecoderTest, CopyJudgedAtItsCallUsesTheCallersScope) {
+  // What the CUPTI source does without MEMCPY records: api_enter, then the decoded copy with the
+  // call's correlation id, on the calling thread.
+  pd::ApiCall c;
+  c.correlation = 900;
+  c.name = "cudaMemcpyAsync";
+  c.cls = pd::ApiCall::Class::memcpy_async;
+  ASSERT_TRUE(engine.api_enter(c));
+  cudaMemcpyAsync_v3020_params p{at(0x1000), at(0x3000), 64, cudaMemcpyDeviceToHost, nullptr};
+  auto ev = pd::decode_copy_call(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020, &p, &fake_kind);
+  ASSERT_TRUE(ev.has_value());
+  ev->runtime_correlation = c.correlation;
+  engine.on_memcpy(*ev);
+  engine.api_exit(c);
+  ASSERT_EQ(recorder.copies.size(), 1u);
+  EXPECT_EQ(engine.counters().health().unattributed_records.load(), 0u) << "joined with its call";
+  EXPECT_EQ(engine.counters().violation_count(pt::Rule::memcpy_dtoh), 1u);
+  EXPECT_EQ(engine.counters().memcpy_total(false), 1u);
+
+  // A driver call under a runtime call is an alias, not a second copy.
+  pd::ApiCall rt = c;
+  rt.correlation = 901;
+  ASSERT_TRUE(engine.api_enter(rt));
+  pd::ApiCall drv = c;
+  drv.runtime = false;
+  drv.correlation = 902;
+  EXPECT_FALSE(engine.api_enter(drv));
+  engine.api_exit(drv);
+  engine.api_exit(rt);
 }

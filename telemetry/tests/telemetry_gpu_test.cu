@@ -198,6 +198,36 @@ TEST_F(TelemetryGpu, PbmNvtxRangesReachCuptiAsDomainPbm) {
   EXPECT_EQ(ranges.back().name, pbm::nvtx::msg::push::message);
 }
 
+TEST_F(TelemetryGpu, ActivityRecordsModeJudgesTheSameCopiesFromRecords) {
+  // Default: copies are judged at their API call (no MEMCPY records). With activity_records the
+  // same copy is judged from its CUPTI record: same direction, memory and rule.
+  pt::detach();
+  pt::Config config;
+  config.mode = pt::Mode::count;
+  config.activity_records = true;
+  pt::start(config);
+  ASSERT_TRUE(pt::status().attached) << pt::status().reason;
+  std::vector<char> host(kBytes);  // pageable
+  auto const records_before = c().health().records_processed.load();
+  auto const dtoh_before = c().violation_count(pt::Rule::memcpy_dtoh);
+  auto const copies_before = c().memcpy_count(pt::Direction::DtoH, pt::MemoryKind::pageable, false, "rec_range");
+  nvtxRangePushA("rec_range");
+  CHECK_CUDA(cudaMemcpy(host.data(), device_, kBytes, cudaMemcpyDeviceToHost));
+  nvtxRangePop();
+  pt::flush();
+  EXPECT_GT(c().health().records_processed.load(), records_before) << "no activity record arrived";
+  EXPECT_EQ(c().violation_count(pt::Rule::memcpy_dtoh) - dtoh_before, 1u);
+  EXPECT_EQ(c().memcpy_count(pt::Direction::DtoH, pt::MemoryKind::pageable, false, "rec_range") - copies_before, 1u)
+      << "counted once: the call did not also produce an event";
+  // Back to the default for the other tests.
+  pt::detach();
+  pt::Config defaults;
+  defaults.mode = pt::Mode::count;
+  defaults.marker_activity = true;
+  pt::start(defaults);
+  ASSERT_TRUE(pt::status().attached) << pt::status().reason;
+}
+
 TEST_F(TelemetryGpu, StepsAsideForAnotherSubscriberAndReattaches) {
   pt::detach();
   CUpti_SubscriberHandle other{};

@@ -105,10 +105,11 @@ print("not reached", flush=True)
 """
 
 
-def test_process_wide_assert_mode_aborts_on_item():
+def test_process_wide_assert_mode_aborts_on_item(tmp_path):
     env = dict(os.environ, PBM_MODE="assert", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", ASSERT_MODE_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=300)
+    script = tmp_path / "assert_mode.py"  # a file, not -c: the Python stack then shows the source line
+    script.write_text(ASSERT_MODE_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode == 77:
         pytest.skip(f"pbm telemetry cannot attach in a fresh process: {proc.stdout.strip()}")
     assert "steady state passed in assert mode" in proc.stdout, proc.stdout + proc.stderr
@@ -116,7 +117,7 @@ def test_process_wide_assert_mode_aborts_on_item():
     assert proc.returncode == -signal.SIGABRT, f"rc {proc.returncode}\n{proc.stderr}"
     assert "pbm telemetry [assert]" in proc.stderr and "aborting" in proc.stderr, proc.stderr
     if pbm.ext.HAVE_PYTHON_STACKS:
-        assert "x.sum().item()" in proc.stderr, proc.stderr
+        assert "assert_mode.py" in proc.stderr and "x.sum().item()" in proc.stderr, proc.stderr
 
 
 # ---------------------------------------------------------------- witness 2: torch.profiler

@@ -142,6 +142,8 @@ def main():
         print(f"torch launch-bound loop: {p:.1f} steps/s plain, {g:.1f} steps/s under pbm-guard "
               f"(medians of 5); time ratio guarded/plain = {ratio:.3f} ({(ratio - 1) * 100:+.1f} %)")
         print("goal (issue 6): within 5 %" + ("" if ratio <= 1.05 else " -- NOT MET"))
+        print(f"FIGURE: pbm-guard overhead, torch launch-bound loop: {p:.1f} steps/s plain, {g:.1f} under "
+              f"pbm-guard, time ratio {ratio:.3f} (goal <= 1.05: {'met' if ratio <= 1.05 else 'MISSED'})")
     else:
         ap.error(f"unknown case {args.case}")
     print("PASS")

@@ -37,6 +37,13 @@ struct Config {
   bool set_nvtx_injection{true};
   /// Attach CUPTI in start(); false: counters and policy only, attach() later.
   bool attach{true};
+  /// Also collect CUPTI MEMCPY, MEMSET and SYNCHRONIZATION activity records (env PBM_CUPTI_ACTIVITY=1).
+  /// Off by default: copies are judged from their API calls' parameters and syncs at their calls,
+  /// which costs little; activity records made CUPTI trace every kernel launch (an H100 push/pop
+  /// loop in count mode went from 1.07x to 1.21x the telemetry-off loop). Turn it on for copies the
+  /// calls cannot describe (3D, array and batch copies; memcpy nodes of CUDA graphs; their direction
+  /// otherwise shows as "unknown") and for memset counts.
+  bool activity_records{false};
   /// Also collect CUPTI MARKER activity (NVTX ranges as Nsight sees them: observed_ranges()).
   /// Off by default: range attribution comes from NVTX callbacks at call time, and MARKER records
   /// cost more per NVTX range than the rest of telemetry (env PBM_CUPTI_MARKERS=1 turns it on).
