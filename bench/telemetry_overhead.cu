@@ -1,5 +1,13 @@
-// Overhead of pbm telemetry on a launch-bound mailbox loop: per iteration, push 8 records of 64 B
-// from device memory, pop_bulk_async them, and wait with WaitMode::spin. Columns, in one run:
+// Overhead of pbm telemetry on a launch-bound mailbox loop. Two loops (--loop):
+//
+//   small     (default) per iteration, push 8 records of 64 B from device memory, pop_bulk_async
+//             them, and wait with WaitMode::spin.
+//   pipeline  per iteration, the producer/consumer pipeline of pbm_bench's figure 5 in small: a
+//             producer kernel on a focus stream pushes 64 records of 64 B with pbm::warp_push, a
+//             host push of 64 records runs on a peripheral stream, both are handed to a consumer
+//             stream with events (pbm::handoff), which pops 128 in bulk; the host waits (spin).
+//
+// Columns, in one run:
 //
 //   off     telemetry not started and no NVTX tool: pbm's NVTX ranges are compiled in, but with no
 //           tool loaded each NVTX call is a no-op stub. Measured in a child process forked before
@@ -16,6 +24,7 @@
 // Per-iteration host wall time (steady_clock); median, p99 and mean in microseconds; ratio of
 // medians against off (and against nvtx). JSON to --json PATH or env PBM_BENCH_JSON.
 // Without a GPU it prints a line and exits 0.
+#include <pbm/device.cuh>
 #include <pbm/mailbox.hpp>
 #include <pbm/stream.hpp>
 #include <pbm/telemetry/telemetry.hpp>
@@ -41,7 +50,10 @@ namespace {
 
 constexpr std::uint64_t kRecords = 8;
 constexpr std::uint32_t kStride = 64;
+constexpr std::uint64_t kPipelineRecords = 64;  // per producer and iteration (--loop pipeline)
 constexpr int kNoDevice = 77;  // child exit code: no CUDA device
+
+enum class LoopKind { small, pipeline };
 
 struct Options {
   int iters = 5000;   // per round and column
@@ -49,8 +61,27 @@ struct Options {
   int warmup = 2000;  // per column
   bool fork_off = true;
   bool after = false;
+  LoopKind loop = LoopKind::small;
   std::string json;
 };
+
+/// What one iteration does, for the table and the JSON.
+char const* describe(LoopKind loop) {
+  return loop == LoopKind::small
+             ? "push 8 x 64 B from device memory + pop_bulk_async + wait(WaitMode::spin)"
+             : "warp_push kernel (64 x 64 B) on a focus stream + host push (64 x 64 B) on a peripheral stream, "
+               "handoff to a consumer stream, pop_bulk_async(128) + wait(WaitMode::spin)";
+}
+
+/// The pipeline loop's producer: 64 records of 64 B, one warp_push reservation per warp.
+__global__ void produce_kernel(pbm::MailboxRef box, unsigned n) {
+  struct alignas(16) Record {
+    unsigned w[16];
+  } r;
+  unsigned const i = blockIdx.x * blockDim.x + threadIdx.x;
+  for (unsigned k = 0; k < 16; ++k) r.w[k] = i * 16 + k + 1;
+  pbm::warp_push(box, &r, i < n);
+}
 
 struct Summary {
   double median_us = 0, p99_us = 0, mean_us = 0, min_us = 0;
@@ -81,11 +112,18 @@ bool cuda_ok(cudaError_t e, char const* what) {
 /// The loop under test, with its buffers.
 class Loop {
  public:
-  Loop() : stream_(pbm::StreamClass::focus), mailbox_(4096, kStride, -1, "bench") {
-    if (!cuda_ok(cudaMalloc(&src_, kRecords * kStride), "cudaMalloc") ||
-        !cuda_ok(cudaMalloc(&dst_, kRecords * kStride), "cudaMalloc"))
+  explicit Loop(LoopKind kind)
+      : kind_(kind),
+        stream_(pbm::StreamClass::focus),
+        peripheral_(pbm::StreamClass::peripheral),
+        consumer_(pbm::StreamClass::focus),
+        mailbox_(4096, kStride, -1, "bench") {
+    std::uint64_t const src_records = kind == LoopKind::small ? kRecords : kPipelineRecords;
+    std::uint64_t const dst_records = kind == LoopKind::small ? kRecords : 2 * kPipelineRecords;
+    if (!cuda_ok(cudaMalloc(&src_, src_records * kStride), "cudaMalloc") ||
+        !cuda_ok(cudaMalloc(&dst_, dst_records * kStride), "cudaMalloc"))
       std::exit(1);
-    cudaMemset(src_, 1, kRecords * kStride);
+    cudaMemset(src_, 1, src_records * kStride);
     pt::Expect setup;
     cudaDeviceSynchronize();
   }
@@ -97,14 +135,27 @@ class Loop {
   void run(int n, std::vector<double>* out) {
     pbm::WaitPolicy spin;
     spin.mode = pbm::WaitMode::spin;
+    std::uint64_t const expected = kind_ == LoopKind::small ? kRecords : 2 * kPipelineRecords;
     for (int i = 0; i < n; ++i) {
       auto const t0 = std::chrono::steady_clock::now();
-      mailbox_.push(src_, kRecords, stream_);
-      std::uint64_t const popped = mailbox_.pop_bulk_async(dst_, kRecords, stream_).wait(spin);
+      std::uint64_t popped = 0;
+      if (kind_ == LoopKind::small) {
+        mailbox_.push(src_, kRecords, stream_);
+        popped = mailbox_.pop_bulk_async(dst_, kRecords, stream_).wait(spin);
+      } else {
+        produce_kernel<<<1, static_cast<unsigned>(kPipelineRecords), 0, stream_>>>(
+            mailbox_.ref(), static_cast<unsigned>(kPipelineRecords));
+        mailbox_.push(src_, kPipelineRecords, peripheral_);
+        pbm::handoff(focus_done_, stream_, consumer_);  // events, never a host sync
+        pbm::handoff(peripheral_done_, peripheral_, consumer_);
+        popped = mailbox_.pop_bulk_async(dst_, 2 * kPipelineRecords, consumer_).wait(spin);
+      }
       auto const t1 = std::chrono::steady_clock::now();
-      if (popped != kRecords) {
-        std::fprintf(stderr, "telemetry_overhead: popped %llu records, expected %llu\n",
-                     static_cast<unsigned long long>(popped), static_cast<unsigned long long>(kRecords));
+      if (popped != expected) {
+        cudaError_t const err = cudaGetLastError();
+        std::fprintf(stderr, "telemetry_overhead: popped %llu records, expected %llu (last CUDA error: %s)\n",
+                     static_cast<unsigned long long>(popped), static_cast<unsigned long long>(expected),
+                     cudaGetErrorName(err));
         std::exit(1);
       }
       if (out != nullptr) out->push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
@@ -112,7 +163,11 @@ class Loop {
   }
 
  private:
-  pbm::Stream stream_;
+  LoopKind kind_;
+  pbm::Stream stream_;      // small: everything; pipeline: the focus producer
+  pbm::Stream peripheral_;  // pipeline: the host push
+  pbm::Stream consumer_;    // pipeline: the pop
+  pbm::Event focus_done_, peripheral_done_;
   pbm::Mailbox mailbox_;
   void* src_ = nullptr;
   void* dst_ = nullptr;
@@ -129,7 +184,7 @@ bool have_device() {
   if (!have_device()) _exit(kNoDevice);
   std::vector<double> samples;
   {
-    Loop loop;
+    Loop loop(o.loop);
     loop.run(o.warmup, nullptr);
     for (int r = 0; r < o.rounds; ++r) loop.run(o.iters, &samples);
   }
@@ -194,9 +249,17 @@ Options parse(int argc, char** argv) {
     else if (a == "--json") o.json = value("--json");
     else if (a == "--no-fork") o.fork_off = false;
     else if (a == "--after") o.after = true;
-    else {
+    else if (a == "--loop") {
+      std::string const v = value("--loop");
+      if (v == "small") o.loop = LoopKind::small;
+      else if (v == "pipeline") o.loop = LoopKind::pipeline;
+      else {
+        std::fprintf(stderr, "telemetry_overhead: --loop must be small or pipeline, not '%s'\n", v.c_str());
+        std::exit(2);
+      }
+    } else {
       std::fprintf(stderr,
-                   "usage: %s [--iters N] [--rounds R] [--warmup W] [--json PATH] [--no-fork] [--after]\n"
+                   "usage: %s [--loop small|pipeline] [--iters N] [--rounds R] [--warmup W] [--json PATH] [--no-fork] [--after]\n"
                    "  columns: off (forked child, no NVTX tool), nvtx, count, assert, nvtx_after (--after)\n"
                    "  JSON path also from env PBM_BENCH_JSON\n",
                    argv[0]);
@@ -254,7 +317,7 @@ int main(int argc, char** argv) {
   cudaGetDevice(&device);
   cudaGetDeviceProperties(&prop, device);
   {
-    Loop loop;
+    Loop loop(o.loop);
     loop.run(o.warmup, nullptr);
     for (int r = 0; r < o.rounds; ++r) loop.run(o.iters, &nvtx.samples);
 
@@ -287,8 +350,7 @@ int main(int argc, char** argv) {
   for (Column& col : columns) col.s = summarise(col.samples);
   double const base = off.s.n > 0 ? off.s.median_us : 0;
   double const nvtx_base = nvtx.s.median_us;
-  std::printf("\npbm telemetry overhead on %s: push %llu x %u B + pop_bulk_async + wait(spin), per iteration\n",
-              prop.name, static_cast<unsigned long long>(kRecords), kStride);
+  std::printf("\npbm telemetry overhead on %s, per iteration of: %s\n", prop.name, describe(o.loop));
   std::printf("%-11s %9s %9s %9s %9s %10s %10s %8s\n", "column", "median_us", "p99_us", "mean_us", "min_us",
               "vs_off", "vs_nvtx", "n");
   for (Column const& col : columns) {
@@ -307,8 +369,8 @@ int main(int argc, char** argv) {
   if (!o.json.empty()) {
     std::ofstream out(o.json);
     out << "{\n  \"benchmark\": \"telemetry_overhead\",\n  \"device\": \"" << prop.name << "\",\n"
-        << "  \"loop\": \"push " << kRecords << " x " << kStride
-        << " B from device memory + pop_bulk_async + wait(WaitMode::spin)\",\n"
+        << "  \"loop_kind\": \"" << (o.loop == LoopKind::small ? "small" : "pipeline") << "\",\n"
+        << "  \"loop\": \"" << describe(o.loop) << "\",\n"
         << "  \"iterations_per_column\": " << o.iters * o.rounds << ",\n  \"rounds\": " << o.rounds
         << ",\n  \"warmup\": " << o.warmup << ",\n  \"columns\": {";
     bool first = true;
