@@ -1,12 +1,13 @@
 // Telemetry for Python: control (start/attach/detach/flush/mode/counters), the forbid/expect guards
 // that raise a Python exception listing each violation, and the exporters when built with them.
 //
-// Python stacks: a synchronisation is judged by telemetry inside the CUPTI API callback, on the thread
-// that called CUDA. An observer of telemetry's engine (telemetry/src/engine.hpp, PBM_PY_HAVE_OBSERVER)
-// takes the Python stack there (traceback.format_stack under the GIL) when the thread is inside a pbm
-// Python guard, or just before assert mode aborts. A copy is judged later, when CUPTI delivers its
-// activity record on another thread: its violation carries the NVTX ranges and the host (C++)
-// backtrace of the call, but no Python stack.
+// Python stacks: syncs, and copies unless activity records are on, are judged by telemetry inside the
+// CUPTI API callback, on the thread that called CUDA (Violation::at_call_site). An observer of
+// telemetry's engine (telemetry/src/engine.hpp, PBM_PY_HAVE_OBSERVER) takes the Python stack there
+// (traceback.format_stack under the GIL) when the thread is inside a pbm Python guard, or just before
+// assert mode aborts. With activity records (PBM_CUPTI_ACTIVITY=1) a copy is judged later, when CUPTI
+// delivers its record: its violation carries the NVTX ranges and the host (C++) backtrace of the call,
+// but no Python stack.
 #include "bindings.hpp"
 
 #include <pybind11/stl.h>
@@ -45,7 +46,14 @@ namespace tel = pbm::telemetry;
 namespace pbm::python {
 namespace {
 
+/// The correlation id a violation's call had (syncs: the callback's; copies: runtime, else driver).
+std::uint32_t correlation_of(tel::Violation const& v) {
+  if (!v.is_memcpy) return v.sync.correlation;
+  return v.memcpy.runtime_correlation != 0 ? v.memcpy.runtime_correlation : v.memcpy.correlation;
+}
+
 struct CapturedStack {
+  bool is_memcpy = false;
   std::uint32_t correlation = 0;
   std::string api;
   std::vector<std::string> stack;
@@ -75,8 +83,9 @@ std::vector<std::string> python_stack() {
 class PythonStackObserver final : public tel::detail::Observer {
  public:
   void on_violation(tel::Violation const& v) override {
-    // Only a sync judged at its API callback runs on the calling thread at the call site.
-    if (v.is_memcpy || v.sync.api_name.empty()) return;
+    // Only a violation judged inside its API callback runs on the calling thread at the call site
+    // (a copy from an activity record is judged later, on CUPTI's thread or in a flush).
+    if (!v.at_call_site) return;
     GuardFrame* const guard = tl_guard;
     bool const aborting = guard == nullptr && v.mode == tel::Mode::assert_;
     if (guard == nullptr && !aborting) return;
@@ -86,7 +95,7 @@ class PythonStackObserver final : public tel::detail::Observer {
       py::error_scope keep_pending_error;
       std::vector<std::string> stack = python_stack();
       if (guard != nullptr) {
-        guard->stacks.push_back(CapturedStack{v.sync.correlation, v.api, std::move(stack)});
+        guard->stacks.push_back(CapturedStack{v.is_memcpy, correlation_of(v), v.api, std::move(stack)});
       } else {
         std::fputs("pbm: Python stack of the violating call (most recent call last):\n", stderr);
         for (std::string const& line : stack) std::fputs(line.c_str(), stderr);
@@ -194,9 +203,10 @@ class Guard {
     std::vector<bool> used(frame_.stacks.size(), false);
     for (tel::Violation const& v : found) {
       std::vector<std::string> const* stack = nullptr;
-      if (!v.is_memcpy) {
+      if (v.at_call_site) {
         for (std::size_t i = 0; i < frame_.stacks.size(); ++i) {
-          if (!used[i] && frame_.stacks[i].correlation == v.sync.correlation && frame_.stacks[i].api == v.api) {
+          if (!used[i] && frame_.stacks[i].is_memcpy == v.is_memcpy &&
+              frame_.stacks[i].correlation == correlation_of(v) && frame_.stacks[i].api == v.api) {
             used[i] = true;
             stack = &frame_.stacks[i].stack;
             break;

@@ -319,7 +319,7 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
   } else {
     ev.correlation = call.correlation;
   }
-  engine().on_memcpy(std::move(ev));
+  engine().on_memcpy(std::move(ev), /*at_call_site=*/true);
 }
 
 /// Per-thread cache of NVTX handle -> name, in front of the shared maps: every range push and

@@ -116,6 +116,7 @@ void Engine::judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site)
   v.thread = ev.thread;
   v.ranges = ev.ranges;
   v.sync = std::move(ev);
+  v.at_call_site = at_call_site;
   Backtrace bt;
   bool const want_bt = at_call_site && (ctx.mode >= Mode::warn || ctx.guard);
   if (want_bt) bt = Backtrace::capture();
@@ -156,7 +157,7 @@ void Engine::report(Violation v, CallContext const& ctx, Backtrace const* bt) {
   }
 }
 
-void Engine::on_memcpy(MemcpyEvent ev) {
+void Engine::on_memcpy(MemcpyEvent ev, bool at_call_site) {
   counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
   std::shared_ptr<CallContext> ctx;
   if (ev.runtime_correlation != 0) ctx = find(key(true, ev.runtime_correlation));
@@ -181,6 +182,7 @@ void Engine::on_memcpy(MemcpyEvent ev) {
   v.rule = verdict.rule;
   v.mode = c.mode;
   v.is_memcpy = true;
+  v.at_call_site = at_call_site;
   v.api = c.api;
   v.thread = ev.thread;
   v.ranges = ev.ranges;

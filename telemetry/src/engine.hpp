@@ -71,7 +71,9 @@ class Engine {
   bool api_enter(ApiCall const& call);
   void api_exit(ApiCall const& call) noexcept;
 
-  void on_memcpy(MemcpyEvent ev);
+  /// A copy: from a MEMCPY record (CUPTI's thread, later), or judged at its API callback on the
+  /// calling thread (`at_call_site`, when activity records are off).
+  void on_memcpy(MemcpyEvent ev, bool at_call_site = false);
   void on_memset(MemsetEvent const& ev);
   void on_sync(SyncEvent ev);
   void on_marker(MarkerEvent const& ev);

@@ -84,6 +84,9 @@ def test_telemetry_catches_a_deliberate_item(telemetry_attached, workload):
     if pbm.ext.HAVE_PYTHON_STACKS:
         sync = next(v for v in caught.value.violations if v["rule"] == "sync_forbidden")
         assert "out.sum().item()" in "".join(sync["python_stack"])
+        if os.environ.get("PBM_CUPTI_ACTIVITY", "0") in ("", "0"):  # copies judged at their call
+            copy = next(v for v in caught.value.violations if v["rule"] == "memcpy_forbidden")
+            assert "out.sum().item()" in "".join(copy["python_stack"] or []), copy
 
 
 ASSERT_MODE_SCRIPT = r"""

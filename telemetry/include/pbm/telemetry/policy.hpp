@@ -67,6 +67,9 @@ struct Violation {
   RangeStack ranges;
   std::vector<std::string> backtrace;  ///< symbolised host frames of the API call (warn/assert/guards)
   std::uint64_t site{0};        ///< call-site hash used for warn-once
+  /// Judged inside the API callback, on the thread that called CUDA, before the call ran (syncs
+  /// always; copies unless activity records are on): an observer may look at that thread's stack.
+  bool at_call_site{false};
 };
 
 /// Multi-line human-readable report of a violation.
