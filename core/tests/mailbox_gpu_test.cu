@@ -64,6 +64,7 @@ TEST(MailboxGpu, FullMailboxDropsAndCounts) {
   pbm::Mailbox mailbox(100, sizeof(Rec));
   DeviceBuffer<Rec> in(150), out(150);
   in.from_host(make_records(2, 0, 150));
+  fill_poison(out);  // all of it is read back below (initcheck: no uninitialised bytes)
   auto a = mailbox.push(in.ptr, 150, nullptr);
   EXPECT_EQ(a.wait(), 100u);
   auto b = mailbox.push(in.ptr, 10, nullptr);
@@ -441,6 +442,7 @@ TEST(MailboxGpu, AdoptedMemoryWorksAndDeviceCountIsWritten) {
   DeviceBuffer<unsigned long long> count(2);
   DeviceBuffer<Rec> in(100), out(kCap);
   in.from_host(make_records(10, 0, 100));
+  fill_poison(out);  // read back whole below (initcheck: no uninitialised bytes)
   {
     // Not initialised yet: every operation reports the bad header and changes nothing.
     header.fill(0);

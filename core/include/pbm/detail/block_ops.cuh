@@ -57,7 +57,15 @@ __device__ inline void copy_in(RingView v, unsigned char const* src, uint64_t ba
 
 /// All threads of the block: finds and claims the longest committed prefix (up to max) for this
 /// block. Every thread returns the same length; *base (every thread) receives its first position.
-/// The scan is spread over the block: blockDim.x × 4 slots per round.
+/// The scan is spread over the block, kClaimPerThread slots per thread and round: sequence words
+/// are read with relaxed loads, all of a thread's loads of a round in flight together, and one
+/// __syncthreads_or per round says whether any thread saw a gap. Each thread's acquire fence after
+/// its loads orders the payload reads that follow the claim (here and, through the launch's
+/// release/acquire publication, in the other blocks) after the producers' commits. With acquire
+/// loads, 4 slots per thread and three barriers a round, a 64 MiB pop of 64-byte records spent
+/// most of its time here (H100: 46 GB/s, against 1374 GB/s for a device-to-device copy).
+inline constexpr unsigned kClaimPerThread = 16;
+
 __device__ inline uint64_t block_claim(RingView v, uint64_t max, uint64_t* base) {
   __shared__ uint64_t s_from;
   __shared__ unsigned long long s_gap;
@@ -65,29 +73,34 @@ __device__ inline uint64_t block_claim(RingView v, uint64_t max, uint64_t* base)
   if (max > v.capacity) max = v.capacity;
   unsigned const t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
   unsigned const nthreads = blockDim.x * blockDim.y * blockDim.z;
-  uint64_t const round = uint64_t{nthreads} * 4;
+  uint64_t const round = uint64_t{nthreads} * kClaimPerThread;
   for (;;) {
-    if (t == 0) s_from = atomic_ref<uint64_t>(v.header->consume).load(acquire);
+    if (t == 0) {
+      s_from = atomic_ref<uint64_t>(v.header->consume).load(acquire);
+      s_gap = ~0ull;
+    }
     __syncthreads();
     uint64_t const from = s_from;
-    uint64_t n = 0;
+    uint64_t n = max;
     for (uint64_t off = 0; off < max; off += round) {
-      if (t == 0) s_gap = ~0ull;
-      __syncthreads();
+      bool seen = false;
+      unsigned long long first_gap = ~0ull;
 #pragma unroll
-      for (unsigned j = 0; j < 4; ++j) {
-        uint64_t const idx = off + j * nthreads + t;
-        if (idx < max && !is_committed(v, from + idx)) atomicMin(&s_gap, static_cast<unsigned long long>(idx));
+      for (unsigned j = 0; j < kClaimPerThread; ++j) {
+        uint64_t const idx = off + j * nthreads + t;  // increasing in j: the first gap seen is this thread's lowest
+        if (idx < max && !is_committed_relaxed(v, from + idx) && !seen) {
+          seen = true;
+          first_gap = idx;
+        }
       }
-      __syncthreads();
-      unsigned long long const gap = s_gap;
-      __syncthreads();  // everyone read s_gap before the next round resets it
-      if (gap != ~0ull) {
-        n = gap;
+      if (__syncthreads_or(seen)) {  // block-uniform
+        if (seen) atomicMin(&s_gap, first_gap);
+        __syncthreads();
+        n = s_gap;
         break;
       }
-      n = (off + round < max) ? off + round : max;
     }
+    __threadfence();  // acquire for this thread's relaxed loads of the sequence words
     if (t == 0) {
       if (n == 0)
         s_claimed = atomic_ref<uint64_t>(v.header->consume).load(acquire) == from ? 1 : 0;
