@@ -141,7 +141,8 @@ std::string json_report() {
                        {"samples", std::move(samples)}};
   }
   report["metrics"] = std::move(metrics);
-  return report.dump(2) + "\n";
+  // argv[0], the host name and reasons are not UTF-8 by contract either: never throw over them.
+  return report.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string write_json_report(std::string const& path_template) noexcept {

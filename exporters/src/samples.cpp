@@ -85,6 +85,46 @@ bool valid_label_name(std::string const& s) {
   return true;
 }
 
+// Label values must be UTF-8: Prometheus drops a whole scrape over one invalid value ("invalid UTF-8
+// label value") and the JSON report cannot be written. User strings (NVTX range names, mailbox
+// names) may be anything: each invalid byte becomes U+FFFD.
+bool valid_utf8(std::string const& s) noexcept {
+  for (std::size_t i = 0; i < s.size();) {
+    auto const c = static_cast<unsigned char>(s[i]);
+    std::size_t const n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size() || (n == 2 && c < 0xc2)) return false;
+    for (std::size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    if (n == 3) {  // no overlong forms, no surrogates
+      auto const c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) return false;
+    }
+    if (n == 4) {  // no overlong forms, nothing past U+10FFFF
+      auto const c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90) || c > 0xf4) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::string to_utf8(std::string const& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t n = 1;
+    while (n <= 4 && i + n <= s.size() && !valid_utf8(s.substr(i, n))) ++n;
+    if (n <= 4 && i + n <= s.size()) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD for one byte that starts no valid character
+      ++i;
+    }
+  }
+  return out;
+}
+
 // Builds families in first-seen order; merges equal label sets by summing.
 class Builder {
  public:
@@ -92,6 +132,8 @@ class Builder {
   explicit Builder(std::string rank) : rank_(std::move(rank)) {}
   void add(Sample s) {
     if (!rank_.empty()) s.labels.emplace("rank", rank_);
+    for (auto& [key, value] : s.labels)
+      if (!valid_utf8(value)) value = to_utf8(value);
     if (!valid_metric_name(s.name) ||
         !std::all_of(s.labels.begin(), s.labels.end(), [](auto const& kv) { return valid_label_name(kv.first); })) {
       reject("invalid metric or label name in sample '" + s.name + "'");
@@ -120,6 +162,8 @@ class Builder {
   /// Adds `s` only when no sample of that name and labels exists (a zero for a known series).
   void add_if_absent(Sample s) {
     if (!rank_.empty()) s.labels.emplace("rank", rank_);
+    for (auto& [key, value] : s.labels)
+      if (!valid_utf8(value)) value = to_utf8(value);
     auto it = index_.find(s.name);
     if (it != index_.end() && family_series_[it->second].count(s.labels) != 0) return;
     add(std::move(s));

@@ -22,6 +22,13 @@ constexpr std::size_t kMaxRangeCap = 4096;
 
 }  // namespace
 
+std::string_view bounded_range_name(std::string_view name) noexcept {
+  if (name.size() <= kMaxRangeNameBytes) return name;
+  std::size_t n = kMaxRangeNameBytes;
+  while (n > 0 && (static_cast<unsigned char>(name[n]) & 0xc0) == 0x80) --n;  // not inside a character
+  return name.substr(0, n);
+}
+
 
 // A slot is written once by the thread that claimed it, then published with `ready`.
 struct RangeLabels::Slot {
@@ -43,6 +50,7 @@ RangeLabels::~RangeLabels() = default;
 
 std::size_t RangeLabels::find(std::string_view name) const noexcept {
   if (name.empty()) return kNone;
+  name = bounded_range_name(name);
   std::uint64_t const h = hash_name(name);
   std::size_t const used = std::min(used_.load(std::memory_order_acquire), cap_);
   for (std::size_t i = 0; i < used; ++i) {
@@ -53,6 +61,7 @@ std::size_t RangeLabels::find(std::string_view name) const noexcept {
 }
 
 std::size_t RangeLabels::index(std::string_view name) noexcept {
+  name = bounded_range_name(name);
   std::size_t const found = find(name);
   if (found != npos) return found;
   std::size_t const claimed = used_.fetch_add(1, std::memory_order_acq_rel);

@@ -3,6 +3,8 @@
 
 #include <cupti.h>  // the runtime/driver parameter structs (generated_*_meta.h)
 
+#include <cstring>
+
 namespace pbm::telemetry::detail {
 
 Direction decode_direction(std::uint8_t copy_kind) noexcept {
@@ -121,7 +123,15 @@ Direction direction_between(MemoryKind src, MemoryKind dst) noexcept {
 namespace {
 
 /// cudaMemcpyKind -> direction; cudaMemcpyDefault (and anything else) -> from the memory kinds.
-Direction runtime_direction(cudaMemcpyKind kind, MemoryKind src, MemoryKind dst) noexcept {
+/// The kind the caller passed, as the integer it is: a C caller (or ctypes) may pass any value, and
+/// loading one outside the enumerators as a cudaMemcpyKind is undefined behaviour.
+int kind_value(cudaMemcpyKind const& field) noexcept {
+  int v = 0;
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
+
+Direction runtime_direction(int kind, MemoryKind src, MemoryKind dst) noexcept {
   switch (kind) {
     case cudaMemcpyHostToHost: return Direction::HtoH;
     case cudaMemcpyHostToDevice: return Direction::HtoD;
@@ -139,7 +149,7 @@ MemcpyEvent runtime_copy(P const& p, std::uint64_t bytes, MemoryKindOf kind_of, 
   MemcpyEvent ev;
   ev.src_kind = kind_of(p.src);
   ev.dst_kind = kind_of(p.dst);
-  ev.direction = runtime_direction(p.kind, ev.src_kind, ev.dst_kind);
+  ev.direction = runtime_direction(kind_value(p.kind), ev.src_kind, ev.dst_kind);
   ev.bytes = bytes;
   ev.is_async = async;
   return ev;
@@ -166,7 +176,7 @@ std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_C
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020:
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_ptds_v7000: {  // same layout
         auto const& p = *static_cast<cudaMemcpy_v3020_params const*>(params);
-        return runtime_copy(p, p.count, kind_of, /*async=*/p.kind == cudaMemcpyDeviceToDevice);
+        return runtime_copy(p, p.count, kind_of, /*async=*/kind_value(p.kind) == cudaMemcpyDeviceToDevice);
       }
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020:
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_ptsz_v7000: {
@@ -191,7 +201,7 @@ std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_C
         MemoryKind const src = kind_of(p.src);
         bool const async = cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_v3020 ||
                            cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_ptsz_v7000;
-        return copy_of(src, dev, runtime_direction(p.kind, src, dev), p.count, async);
+        return copy_of(src, dev, runtime_direction(kind_value(p.kind), src, dev), p.count, async);
       }
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_v3020:
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_ptds_v7000:
@@ -201,7 +211,7 @@ std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_C
         MemoryKind const dst = kind_of(p.dst);
         bool const async = cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_v3020 ||
                            cbid == CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_ptsz_v7000;
-        return copy_of(dev, dst, runtime_direction(p.kind, dev, dst), p.count, async);
+        return copy_of(dev, dst, runtime_direction(kind_value(p.kind), dev, dst), p.count, async);
       }
       case CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyPeer_v4000: {
         auto const& p = *static_cast<cudaMemcpyPeer_v4000_params const*>(params);

@@ -158,7 +158,7 @@ void Engine::report(Violation v, CallContext const& ctx, Backtrace const* bt) {
 }
 
 void Engine::on_memcpy(MemcpyEvent ev, bool at_call_site) {
-  counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
+  if (!at_call_site) counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);  // records only
   std::shared_ptr<CallContext> ctx;
   if (ev.runtime_correlation != 0) ctx = find(key(true, ev.runtime_correlation));
   if (!ctx && ev.correlation != 0) ctx = find(key(false, ev.correlation));
@@ -219,8 +219,18 @@ void Engine::on_marker(MarkerEvent const& ev) {
   {
     std::lock_guard<std::mutex> lock(marker_mu_);
     if (ev.kind == MarkerEvent::Kind::start) {
-      marker_stacks_[ev.thread].emplace_back(ev.id, Range{ev.domain, ev.name});
-      if (observed_.size() < 1024) observed_.emplace(ev.domain, ev.name);
+      // Bounded: an end record lost with dropped records (or a range never ended) must not grow
+      // memory for the life of the process. The oldest open range gives way; so does a new thread
+      // once kMaxMarkerThreads threads have open ranges.
+      auto stack = marker_stacks_.find(ev.thread);
+      if (stack == marker_stacks_.end()) {
+        if (marker_stacks_.size() >= kMaxMarkerThreads) marker_stacks_.erase(marker_stacks_.begin());
+        stack = marker_stacks_.emplace(ev.thread, std::vector<std::pair<std::uint32_t, Range>>{}).first;
+      }
+      if (stack->second.size() >= kMaxMarkerDepth) stack->second.erase(stack->second.begin());
+      stack->second.emplace_back(ev.id, Range{std::string(bounded_range_name(ev.domain)),
+                                             std::string(bounded_range_name(ev.name))});
+      if (observed_.size() < 1024) observed_.emplace(bounded_range_name(ev.domain), bounded_range_name(ev.name));
     } else if (ev.kind == MarkerEvent::Kind::end) {
       // Push/pop ranges end on their own thread; start/end ranges may end anywhere.
       auto erase_from = [&ev](std::vector<std::pair<std::uint32_t, Range>>& stack) {
@@ -229,14 +239,15 @@ void Engine::on_marker(MarkerEvent const& ev) {
         }
         return false;
       };
-      auto own = marker_stacks_.find(ev.thread);
-      if (own == marker_stacks_.end() || !erase_from(own->second)) {
-        for (auto& [thread, stack] : marker_stacks_) {
-          if (erase_from(stack)) break;
+      auto hit = marker_stacks_.find(ev.thread);
+      if (hit == marker_stacks_.end() || !erase_from(hit->second)) {
+        for (hit = marker_stacks_.begin(); hit != marker_stacks_.end(); ++hit) {
+          if (erase_from(hit->second)) break;
         }
       }
+      if (hit != marker_stacks_.end() && hit->second.empty()) marker_stacks_.erase(hit);  // threads come and go
     } else if (ev.kind == MarkerEvent::Kind::instant) {
-      if (observed_.size() < 1024) observed_.emplace(ev.domain, ev.name);
+      if (observed_.size() < 1024) observed_.emplace(bounded_range_name(ev.domain), bounded_range_name(ev.name));
     }
   }
   if (Observer* o = observer_.load()) o->on_marker(ev);

@@ -87,6 +87,8 @@ class Engine {
 
  private:
   static constexpr std::size_t kTableSize = 16384;
+  static constexpr std::size_t kMaxMarkerDepth = 256;     // open MARKER ranges kept per thread
+  static constexpr std::size_t kMaxMarkerThreads = 4096;  // threads with open MARKER ranges
   struct Slot {
     std::uint64_t key{0};
     std::shared_ptr<CallContext> ctx;

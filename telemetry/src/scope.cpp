@@ -2,6 +2,7 @@
 #include "scope.hpp"
 
 #include <pbm/expected.hpp>
+#include <pbm/telemetry/counters.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #include <exception>
@@ -60,10 +61,12 @@ CallContext capture_context() {
 }
 
 void nvtx_push(std::string_view domain, std::string_view name) {
-  tls().ranges.push_back(Range{std::string(domain), std::string(name)});
+  // Copied into every API call's context: a name of any length costs at most kMaxRangeNameBytes.
+  tls().ranges.push_back(Range{std::string(bounded_range_name(domain)), std::string(bounded_range_name(name))});
 }
 
 void nvtx_pop(std::string_view domain) {
+  domain = bounded_range_name(domain);
   RangeStack& ranges = tls().ranges;
   for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
     if (it->domain == domain) {

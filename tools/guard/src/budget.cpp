@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace pbm::guard {
@@ -58,6 +59,11 @@ class Parser {
       if (auto colon = what.find(": "); colon != std::string::npos) what = what.substr(colon + 2);
       throw BudgetError(source_ + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) +
                         ": not valid JSON: " + what);
+    } catch (json::exception const& e) {
+      // Not a syntax error but still unreadable: a number beyond a double (out_of_range.406, 1e400).
+      std::string what = e.what();
+      if (auto bracket = what.find("] "); bracket != std::string::npos) what = what.substr(bracket + 2);
+      throw BudgetError(source_ + ": not valid JSON: " + what);
     }
     if (!doc.is_object()) fail({}, "a budget is a JSON object, got " + type_name(doc));
     Budget b;
@@ -192,8 +198,12 @@ std::string budget_json(Budget const& b) {
 
 std::uint64_t Slack::apply(std::uint64_t seen) const noexcept {
   if (seen == 0) return 0;
+  // Saturating: a count near 2^64 must not wrap to a small limit (nor convert a double >= 2^64).
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
   double const scaled = std::ceil(static_cast<double>(seen) * (1.0 + percent / 100.0) - 1e-9);
-  return std::max(seen, static_cast<std::uint64_t>(scaled)) + absolute;
+  std::uint64_t const grown =
+      scaled >= 18446744073709551616.0 ? kMax : std::max(seen, static_cast<std::uint64_t>(scaled));
+  return grown > kMax - absolute ? kMax : grown + absolute;
 }
 
 Slack parse_slack(std::string const& text) {
@@ -232,7 +242,8 @@ Budget baseline_budget(Observations const& seen, Events events, Slack slack, std
     b.overall.memcpy[k.direction + "/" + k.memory] += c.count;
     LimitSet& r = b.ranges[k.range];
     r.memcpy["total"] += c.count;
-    r.memcpy[k.direction] += c.count;
+    // "unknown" is a direction and a memory kind, and as a key it counts both: no per-range limit.
+    if (k.direction != "unknown") r.memcpy[k.direction] += c.count;
     r.sync.emplace("total", 0);
   }
   for (auto const& [k, n] : seen.sync) {

@@ -32,6 +32,8 @@ json parse_text(std::string const& text, std::string const& source) {
     // e.byte is 1-based: the byte at which the parser gave up.
     TextPosition const p = position_of(text, e.byte == 0 ? 0 : e.byte - 1);
     fail(source + ":" + std::to_string(p.line) + ":" + std::to_string(p.column), "not valid JSON");
+  } catch (json::exception const& e) {  // a number beyond a double (out_of_range.406, 1e400)
+    fail(source, std::string("not valid JSON: ") + e.what());
   }
 }
 

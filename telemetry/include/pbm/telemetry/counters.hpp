@@ -41,6 +41,12 @@ struct Health {
   std::atomic<std::uint64_t> unattributed_records{0};   ///< records with no matching API call
 };
 
+/// Range names are kept (label values, range stacks) cut to this many bytes, at a UTF-8 character
+/// boundary: a user string of any length costs at most this much wherever it is copied.
+inline constexpr std::size_t kMaxRangeNameBytes = 256;
+/// `name` cut to kMaxRangeNameBytes, never inside a UTF-8 sequence.
+std::string_view bounded_range_name(std::string_view name) noexcept;
+
 /// Bounded table of NVTX range names used as label values.
 class RangeLabels {
  public:
