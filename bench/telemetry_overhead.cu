@@ -15,10 +15,11 @@
 //   nvtx    telemetry not started, NVTX_INJECTION64_PATH = libcupti (what start() sets): pbm's
 //           ranges go into libcupti's NVTX handler, with no CUPTI subscriber. The price of NVTX
 //           ranges with a tool loaded but not listening; not "NVTX with Nsight recording".
-//   count   start() in count mode: CUPTI attached (MEMCPY/MEMSET/SYNCHRONIZATION/MARKER activity,
-//           copy/sync API callbacks, NVTX callbacks), counters on.
+//   count   start() in count mode: CUPTI attached with its defaults (copy/sync API callbacks and
+//           NVTX callbacks, no activity records; PBM_CUPTI_ACTIVITY=1 or PBM_CUPTI_KINDS to compare),
+//           counters on.
 //   assert  the same in assert mode (the loop has no violations, so nothing aborts).
-//   nvtx_after  (--after only) after stop(), CUPTI detached and finalised: a drift check for nvtx.
+//   nvtx_after  (--after only) after stop(), CUPTI detached: a drift check for nvtx.
 //
 // count and assert are interleaved round by round; every column gets a warm-up first.
 // Per-iteration host wall time (steady_clock); median, p99 and mean in microseconds; ratio of
