@@ -62,42 +62,42 @@ def row(title):
 
 
 def panels():
-    by = "sum by (mailbox)"
+    by = "sum by (mailbox, device)"  # one series per mailbox and GPU (same name on two GPUs)
     return [
         row("Mailboxes"),
         panel("Push and pop rate",
               "Records pushed into and popped from each mailbox per second (pbm_push_records_total, "
               "pbm_pop_records_total). A widening gap means the consumer falls behind.",
               "cps",
-              [(f"{by} ({rate('pbm_push_records_total')})", "{{mailbox}} push"),
-               (f"{by} ({rate('pbm_pop_records_total')})", "{{mailbox}} pop")]),
+              [(f"{by} ({rate('pbm_push_records_total')})", "{{mailbox}} (GPU {{device}}) push"),
+               (f"{by} ({rate('pbm_pop_records_total')})", "{{mailbox}} (GPU {{device}}) pop")]),
         panel("Pop batch size",
               "Mean records per host-launched pop call: popped records per second divided by pop calls "
               "per second. Small batches mean launch overhead dominates.",
               "short",
               [(f"{by} ({rate('pbm_pop_records_total')}) / {by} ({rate('pbm_pop_calls_total')})",
-                "{{mailbox}}")]),
+                "{{mailbox}} (GPU {{device}})")]),
         panel("Occupancy vs capacity",
               "Records in each mailbox now (pbm_occupancy_records) against its capacity "
               "(pbm_capacity_records). Occupancy at capacity means pushes are being dropped.",
               "short",
-              [(f"{by} ({gauge('pbm_occupancy_records')})", "{{mailbox}} occupancy"),
-               (f"{by} ({gauge('pbm_capacity_records')})", "{{mailbox}} capacity")]),
+              [(f"{by} ({gauge('pbm_occupancy_records')})", "{{mailbox}} (GPU {{device}}) occupancy"),
+               (f"{by} ({gauge('pbm_capacity_records')})", "{{mailbox}} (GPU {{device}}) capacity")]),
         panel("Fill ratio",
               "Occupancy divided by capacity, per mailbox; the PbmMailboxNearFull alert fires above 90 %.",
               "percentunit",
-              [(f"max by (mailbox) ({gauge('pbm_occupancy_records')} / {gauge('pbm_capacity_records')})",
-                "{{mailbox}}")], min0=True),
+              [(f"max by (mailbox, device) ({gauge('pbm_occupancy_records')} / {gauge('pbm_capacity_records')})",
+                "{{mailbox}} (GPU {{device}})")], min0=True),
         panel("Dropped records",
               "Records refused per second because the mailbox was full (pbm_dropped_records_total). "
               "pbm never overwrites; any non-zero value is lost data.",
               "cps",
-              [(f"{by} ({rate('pbm_dropped_records_total')})", "{{mailbox}}")]),
+              [(f"{by} ({rate('pbm_dropped_records_total')})", "{{mailbox}} (GPU {{device}})")]),
         panel("Push and pop bytes",
               "Bytes per second through each mailbox (records times stride).",
               "Bps",
-              [(f"{by} ({rate('pbm_push_bytes_total')})", "{{mailbox}} push"),
-               (f"{by} ({rate('pbm_pop_bytes_total')})", "{{mailbox}} pop")]),
+              [(f"{by} ({rate('pbm_push_bytes_total')})", "{{mailbox}} (GPU {{device}}) push"),
+               (f"{by} ({rate('pbm_pop_bytes_total')})", "{{mailbox}} (GPU {{device}}) pop")]),
         panel("Calls by stream class",
               "Host-launched push and pop calls per second, split by stream class (focus: the device's "
               "greatest priority; peripheral: the rest).",
