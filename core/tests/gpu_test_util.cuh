@@ -9,14 +9,17 @@
 
 namespace pbm_test {
 
-inline bool have_device() {
+/// CUDA devices visible to this process; 0 without a driver or device.
+inline int visible_devices() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
     static_cast<void>(cudaGetLastError());
-    return false;
+    return 0;
   }
-  return n > 0;
+  return n;
 }
+
+inline bool have_device() { return visible_devices() > 0; }
 
 #define PBM_REQUIRE_GPU()                                            \
   do {                                                               \
@@ -24,6 +27,26 @@ inline bool have_device() {
   } while (0)
 
 #define PBM_TEST_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
+
+/// A 16-byte test record: producer id, sequence number, checksum of both, a fixed tag.
+struct Rec {
+  std::uint32_t producer;
+  std::uint32_t seq;
+  std::uint32_t check;
+  std::uint32_t pad;
+};
+static_assert(sizeof(Rec) == 16);
+
+__host__ __device__ inline std::uint32_t checksum(std::uint32_t producer, std::uint32_t seq) {
+  return producer * 2654435761u ^ (seq * 40503u + 7u);
+}
+
+/// n records of `producer` with sequence numbers first, first + 1, ...
+inline std::vector<Rec> make_records(std::uint32_t producer, std::uint32_t first, std::uint32_t n) {
+  std::vector<Rec> v(n);
+  for (std::uint32_t i = 0; i < n; ++i) v[i] = Rec{producer, first + i, checksum(producer, first + i), 0xABCDu};
+  return v;
+}
 
 /// Owning device buffer for tests.
 template <class T>

@@ -14,25 +14,11 @@
 
 namespace {
 
+using pbm_test::checksum;
 using pbm_test::DeviceBuffer;
+using pbm_test::make_records;
+using pbm_test::Rec;
 
-struct Rec {
-  std::uint32_t producer;
-  std::uint32_t seq;
-  std::uint32_t check;
-  std::uint32_t pad;
-};
-static_assert(sizeof(Rec) == 16);
-
-__host__ __device__ inline std::uint32_t checksum(std::uint32_t producer, std::uint32_t seq) {
-  return producer * 2654435761u ^ (seq * 40503u + 7u);
-}
-
-std::vector<Rec> make_records(std::uint32_t producer, std::uint32_t first, std::uint32_t n) {
-  std::vector<Rec> v(n);
-  for (std::uint32_t i = 0; i < n; ++i) v[i] = Rec{producer, first + i, checksum(producer, first + i), 0xABCDu};
-  return v;
-}
 
 void fill_poison(DeviceBuffer<Rec>& buf) { buf.fill(0xEE); }
 
