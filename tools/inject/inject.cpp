@@ -82,9 +82,9 @@ class SiteCounter final : public pbm::telemetry::detail::Observer {
       // a lost site is better than an exception inside a CUPTI callback
     }
   }
-  nlohmann::json json() const {
+  nlohmann::ordered_json json() const {
     std::lock_guard<std::mutex> lock(mu_);
-    nlohmann::json sites = nlohmann::json::array();
+    nlohmann::ordered_json sites = nlohmann::ordered_json::array();
     for (auto const& [k, n] : counts_)
       sites.push_back({{"rule", std::get<0>(k)}, {"range", std::get<1>(k)}, {"where", std::get<2>(k)}, {"count", n}});
     if (overflow_ > 0)
@@ -104,11 +104,9 @@ SiteCounter& sites() {
   return *s;
 }
 
-/// pbm's report (pbm.report/1) plus "sites"; temp file + rename so a reader never sees half of it.
-std::string write_report(std::string const& path) {
-  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(pbm::exporters::json_report());
-  doc["sites"] = nlohmann::ordered_json::parse(sites().json().dump());
-  std::string const text = doc.dump(2) + "\n";
+/// Writes `text` to `path` through a temp file + rename, so a reader never sees half of it.
+/// Returns "" or the error.
+std::string write_file_atomically(std::string const& path, std::string const& text) {
   std::string const tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) return "cannot write " + tmp + ": " + std::strerror(errno);
@@ -122,25 +120,17 @@ std::string write_report(std::string const& path) {
   return {};
 }
 
-std::string json_escape(std::string const& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
+/// JSON text whatever bytes the strings hold (program paths, NVTX range names): invalid UTF-8
+/// becomes U+FFFD instead of making the file unreadable or the dump throw.
+std::string json_text(nlohmann::ordered_json const& doc) {
+  return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+/// pbm's report (pbm.report/1) plus "sites".
+std::string write_report(std::string const& path) {
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(pbm::exporters::json_report());
+  doc["sites"] = sites().json();
+  return write_file_atomically(path, json_text(doc));
 }
 
 /// Written at init: pbm-guard counts processes that loaded the injection, and learns whether
@@ -148,27 +138,18 @@ std::string json_escape(std::string const& s) {
 void write_marker(std::string const& dir) {
   pbm::telemetry::Status const st = pbm::telemetry::status();
   pbm::exporters::ProcessInfo const p = pbm::exporters::process_info();
-  std::string const text = std::string("{\n  \"schema\": \"pbm.guard.marker/1\",\n") +
-                           "  \"pid\": " + std::to_string(p.pid) + ",\n" +
-                           "  \"ppid\": " + std::to_string(static_cast<long>(::getppid())) + ",\n" +
-                           "  \"argv0\": \"" + json_escape(p.argv0) + "\",\n" +
-                           "  \"rank\": \"" + json_escape(p.rank) + "\",\n" +
-                           "  \"attached\": " + (st.attached ? "true" : "false") + ",\n" +
-                           "  \"mode\": \"" + std::string(pbm::telemetry::to_string(st.mode)) + "\",\n" +
-                           "  \"reason\": \"" + json_escape(st.reason) + "\"\n}\n";
-  std::string const path = dir + "/loaded-" + std::to_string(p.pid) + ".json";
-  std::string const tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    warn("cannot write " + tmp + ": " + std::strerror(errno));
-    return;
-  }
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    warn("cannot write " + path + ": " + std::strerror(errno));
-    std::remove(tmp.c_str());
-  }
+  nlohmann::ordered_json marker;
+  marker["schema"] = "pbm.guard.marker/1";
+  marker["pid"] = p.pid;
+  marker["ppid"] = static_cast<long>(::getppid());
+  marker["argv0"] = p.argv0;
+  marker["rank"] = p.rank;
+  marker["attached"] = st.attached;
+  marker["mode"] = std::string(pbm::telemetry::to_string(st.mode));
+  marker["reason"] = st.reason;
+  std::string const error =
+      write_file_atomically(dir + "/loaded-" + std::to_string(p.pid) + ".json", json_text(marker));
+  if (!error.empty()) warn(error);
 }
 
 void write_report_at_exit() noexcept {
