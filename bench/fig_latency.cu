@@ -26,12 +26,6 @@
 namespace pbm::bench {
 namespace {
 
-WaitPolicy spin_policy() {
-  WaitPolicy p;
-  p.mode = WaitMode::spin;
-  return p;
-}
-
 struct LatencyRun {
   Summary pbm, memcpy_sync, floor;
   std::uint64_t verified_records = 0;

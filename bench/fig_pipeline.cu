@@ -31,23 +31,6 @@ namespace {
 constexpr unsigned kThreads = 256;
 constexpr std::uint32_t kStride = 64;
 
-WaitPolicy spin_policy() {
-  WaitPolicy p;
-  p.mode = WaitMode::spin;
-  return p;
-}
-
-struct alignas(16) Record64 {
-  std::uint32_t w[16];
-};
-
-__device__ inline Record64 make_record(std::uint64_t id) {
-  Record64 r;
-#pragma unroll
-  for (std::uint32_t k = 0; k < 16; ++k) r.w[k] = pattern_word(id, k);
-  return r;
-}
-
 /// Pushes records first .. first + n - 1 (one warp_push reservation per warp).
 __global__ void produce_kernel(MailboxRef box, std::uint64_t first, std::uint64_t n, unsigned long long* fails) {
   std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;

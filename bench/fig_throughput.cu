@@ -28,25 +28,7 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
-WaitPolicy spin_policy() {
-  WaitPolicy p;
-  p.mode = WaitMode::spin;
-  return p;
-}
-
 // ------------------------------------------------------------------------------ kernels
-
-/// A 64-byte record built in registers, as a producer kernel would (tile_pipeline's Tile).
-struct alignas(16) Record64 {
-  std::uint32_t w[16];
-};
-
-__device__ inline Record64 make_record(std::uint64_t id) {
-  Record64 r;
-#pragma unroll
-  for (std::uint32_t k = 0; k < 16; ++k) r.w[k] = pattern_word(id, k);
-  return r;
-}
 
 // Whole warps loop together (i - lane is warp-uniform): warp_push needs the warp's lanes to call
 // it together; lanes past n take part without pushing.

@@ -5,6 +5,8 @@
 
 #include "harness.hpp"
 
+#include <pbm/mailbox.hpp>
+
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -20,6 +22,27 @@ __host__ __device__ inline std::uint32_t pattern_word(std::uint64_t id, std::uin
                     (w * 0x85EBCA77u);
   x ^= x >> 15;
   return x | 1u;
+}
+
+/// A 64-byte record built in registers, as a producer kernel would (tile_pipeline's Tile).
+struct alignas(16) Record64 {
+  std::uint32_t w[16];
+};
+
+#if defined(__CUDACC__)
+__device__ inline Record64 make_record(std::uint64_t id) {
+  Record64 r;
+#pragma unroll
+  for (std::uint32_t k = 0; k < 16; ++k) r.w[k] = pattern_word(id, k);
+  return r;
+}
+#endif
+
+/// How every figure waits for pbm's count: spinning on mapped memory, as its rivals spin.
+inline WaitPolicy spin_policy() {
+  WaitPolicy p;
+  p.mode = WaitMode::spin;
+  return p;
 }
 
 /// Counters a verification kernel leaves in device memory.
