@@ -143,18 +143,6 @@ Direction runtime_direction(int kind, MemoryKind src, MemoryKind dst) noexcept {
 
 void const* as_ptr(CUdeviceptr p) noexcept { return reinterpret_cast<void const*>(static_cast<std::uintptr_t>(p)); }
 
-/// A runtime copy between two pointers (either may be a symbol: then `symbol_side` is device).
-template <class P>
-MemcpyEvent runtime_copy(P const& p, std::uint64_t bytes, MemoryKindOf kind_of, bool async) {
-  MemcpyEvent ev;
-  ev.src_kind = kind_of(p.src);
-  ev.dst_kind = kind_of(p.dst);
-  ev.direction = runtime_direction(kind_value(p.kind), ev.src_kind, ev.dst_kind);
-  ev.bytes = bytes;
-  ev.is_async = async;
-  return ev;
-}
-
 MemcpyEvent copy_of(MemoryKind src, MemoryKind dst, Direction direction, std::uint64_t bytes, bool async) {
   MemcpyEvent ev;
   ev.src_kind = src;
@@ -163,6 +151,13 @@ MemcpyEvent copy_of(MemoryKind src, MemoryKind dst, Direction direction, std::ui
   ev.bytes = bytes;
   ev.is_async = async;
   return ev;
+}
+
+/// A runtime copy between two pointers: direction from its cudaMemcpyKind, else from the kinds.
+template <class P>
+MemcpyEvent runtime_copy(P const& p, std::uint64_t bytes, MemoryKindOf kind_of, bool async) {
+  MemoryKind const src = kind_of(p.src), dst = kind_of(p.dst);
+  return copy_of(src, dst, runtime_direction(kind_value(p.kind), src, dst), bytes, async);
 }
 
 }  // namespace
