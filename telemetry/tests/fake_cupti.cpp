@@ -7,9 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 
-// In the empty libcuda.so.1 beside this library (fake_libcuda.cpp): using it keeps that library
-// a dependency (--as-needed drops unused ones), so loading this one loads "the driver" too.
-extern "C" int pbm_fake_libcuda_marker();
+// Linked against the empty libcuda.so.1 beside it (fake_libcuda.cpp) with --no-as-needed, so that
+// loading this library loads "the driver" too. It uses none of that library's symbols: where a
+// real driver is installed, the process has the real libcuda.so.1 loaded already and that one
+// serves the dependency (a symbol only the empty one defines failed to resolve on the GPU machine).
 
 namespace {
 
@@ -33,7 +34,7 @@ std::size_t record_size(CUpti_ActivityKind kind) {
 extern "C" {
 
 CUptiResult CUPTIAPI cuptiGetVersion(uint32_t* version) {
-  *version = CUPTI_API_VERSION + 0 * pbm_fake_libcuda_marker();
+  *version = CUPTI_API_VERSION;
   return CUPTI_SUCCESS;
 }
 CUptiResult CUPTIAPI cuptiGetResultString(CUptiResult, const char** str) {
