@@ -2,6 +2,7 @@
 It checks its own checksum (exit 1 on a mismatch) and runs its loop inside pbm.forbid()."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,4 +18,9 @@ def test_torch_pipeline_example_runs_and_checks_itself():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "torch_pipeline: OK" in proc.stdout, out
-    assert "violations=0" in proc.stdout, out
+    loop = re.search(r"in the loop +violations=(\d+) unexpected copies=(\d+) unexpected syncs=(\d+) "
+                     r"expected syncs=(\d+)", proc.stdout)
+    whole = re.search(r"whole run +violations=(\d+)", proc.stdout)
+    assert loop and whole, out
+    assert loop.group(1, 2, 3) == ("0", "0", "0"), out
+    assert whole.group(1) == "0", out  # the deliberate syncs and copy are declared with pbm.expect
