@@ -38,7 +38,9 @@ def as_bytes(t: torch.Tensor) -> torch.Tensor:
 
 class PopResult:
     """An asynchronous pop: ``buffer`` (max_records x stride bytes), ``count`` (0-dim int64 CUDA
-    tensor written by the kernel) and the handle. Only ``wait``/``records`` wait, and only for this pop."""
+    tensor written by the kernel) and the handle. Only ``wait``/``records`` wait, and only for this pop.
+    Bytes of ``buffer`` past ``count`` records are unspecified: mask them with ``count`` (see
+    examples/torch_pipeline.py) or take ``records()``."""
 
     __slots__ = ("buffer", "count", "handle", "stride")
 

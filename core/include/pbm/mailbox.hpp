@@ -123,7 +123,9 @@ class Mailbox {
 
   /// Pops up to max_records records (the longest committed FIFO prefix) into `dst` (device memory
   /// of at least max_records × stride bytes on this device, 4-byte aligned). One kernel launch and
-  /// one event record on `stream`. Does not synchronise; the handle gives the count.
+  /// one event record on `stream`. Does not synchronise; the handle gives the count. The bytes of
+  /// dst past count × stride are unspecified afterwards: a pop of more than 64 KiB copies ahead of
+  /// its claim, and may leave records there that it did not take.
   PopHandle pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
                            unsigned long long* device_count = nullptr);
 

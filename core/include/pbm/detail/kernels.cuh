@@ -49,6 +49,7 @@ __device__ inline void finish_launch(RingView v, LaunchTarget target, Published 
   cell->arrived = 0;
   cell->finished = 0;
   cell->ready = 0;
+  cell->gap_inverted = 0;
   if (target.result != nullptr) {
     volatile ResultSlot* r = target.result;
     r->count = p.count;
@@ -125,39 +126,110 @@ __global__ void push_kernel(MailboxRef ref, unsigned char const* src, unsigned l
   if (threadIdx.x == 0 && arrive_finished(target.cell)) finish_launch(v, target, p);
 }
 
-/// Pops up to max records into dst (device memory): one claim for the launch (the longest
-/// committed FIFO prefix), copied by all blocks; the last block releases the slots in claim
-/// order and publishes the count.
+/// A pop by a launch of one block (small pops): the block claims, copies, releases and publishes;
+/// no launch cell, no tickets. The header is validated beside the first load of `consume`, and the
+/// load of `release` is in flight during the copy: fewer dependent round trips to memory before the
+/// count reaches the host.
+__device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned long long max, LaunchTarget target) {
+  std::uint32_t error = 0;
+  uint64_t base = 0;
+  uint64_t const k = block_claim(v, max, &base, &error);
+  uint64_t seen = ~uint64_t{0};
+  if (threadIdx.x == 0 && k != 0) seen = atomic_ref<uint64_t>(v.header->release).load(relaxed);
+  copy_out(v, dst, base, 0, k, threadIdx.x, blockDim.x);
+  __threadfence();  // the copy's reads (and thread 0's load of `release`) are done before the slots go back
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (k != 0) release_in_order(v, base, k, seen);
+    finish_launch(v, target, Published{base, k, error});
+  }
+}
+
+/// Pops up to max records into dst (device memory), FIFO: the longest committed prefix.
+///
+/// One block: pop_one_block. Several: the first block to arrive reads `consume` (the launch's
+/// `from`) and publishes it; every block scans the sequence words of its share of [from, from + max)
+/// and copies its committed records up to its first gap straight away, speculatively; the last
+/// block to finish takes the lowest gap any block found as the count and claims [from, from + count)
+/// with one CAS on `consume`. Scanning and copying are thus spread over the grid instead of one
+/// block scanning everything before anybody copies. The speculation is safe: a slot is rewritten
+/// only after its record was claimed and released, so while `consume` still equals `from` (the CAS
+/// succeeds) nothing copied from [from, from + count) can have changed. When the CAS fails (another
+/// consumer claimed since), the last block starts over alone: claim, copy, release. Bytes of dst past
+/// the count may have been written (records after a gap, or an attempt that lost the CAS).
 __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long long max, LaunchTarget target) {
-  __shared__ Published s_pub;
-  __shared__ unsigned s_ticket;
   RingView const v = ref.view();
+  if (max > v.capacity) max = v.capacity;
+  if (gridDim.x == 1) {
+    pop_one_block(v, dst, max, target);
+    return;
+  }
+  __shared__ Published s_pub;  // base: the launch's `from`
+  __shared__ unsigned s_ticket;
+  __shared__ int s_last;
+  __shared__ unsigned long long s_count;
+  __shared__ int s_claimed;
   if (threadIdx.x == 0) s_ticket = atomicAdd(&target.cell->arrived, 1u);
   __syncthreads();
-  if (s_ticket == 0) {  // block-uniform: the whole first block scans for the committed prefix
-    __shared__ std::uint32_t s_err;
-    if (threadIdx.x == 0) s_err = static_cast<std::uint32_t>(validate(*v.header, v.stride, v.capacity, v.origin));
-    __syncthreads();
-    uint64_t base = 0, k = 0;
-    if (s_err == 0) k = block_claim(v, max, &base);
-    if (threadIdx.x == 0) {
-      Published const p{base, k, s_err};
+  if (threadIdx.x == 0) {
+    if (s_ticket == 0) {
+      HeaderId const id = read_id(*v.header);  // in flight together with the load of consume
+      uint64_t const from = atomic_ref<uint64_t>(v.header->consume).load(acquire);
+      Published const p{from, 0, static_cast<std::uint32_t>(validate(id, v.stride, v.capacity, v.origin))};
       publish(target.cell, p);
       s_pub = p;
+    } else {
+      wait_published(target.cell, s_pub);
     }
-  } else if (threadIdx.x == 0) {
-    wait_published(target.cell, s_pub);
   }
   __syncthreads();
   Published const p = s_pub;
+  uint64_t const from = p.base;
   unsigned long long lo = 0, hi = 0;
-  block_share(p.count, lo, hi);
-  copy_out(v, dst + lo * v.stride, p.base, lo, hi - lo, threadIdx.x, blockDim.x);
+  if (p.error == 0) block_share(max, lo, hi);
+  uint64_t const end = lo < hi ? block_first_gap(v, from, lo, hi) : hi;
+  __threadfence();  // acquire for this thread's scan loads: the payload reads below may be any thread's
+  if (threadIdx.x == 0 && end < hi) atomicMax(&target.cell->gap_inverted, ~static_cast<unsigned long long>(end));
+  __syncthreads();
+  copy_out(v, dst + lo * v.stride, from, lo, end - lo, threadIdx.x, blockDim.x);
   __threadfence();
-  __syncthreads();  // this block's reads of the claimed slots are done
-  if (threadIdx.x == 0 && arrive_finished(target.cell)) {
-    if (p.count != 0) release_in_order(v, p.base, p.count);
-    finish_launch(v, target, p);
+  __syncthreads();  // this block's copy (and its gap) are done before it counts itself finished
+  if (threadIdx.x == 0) s_last = arrive_finished(target.cell) ? 1 : 0;
+  __syncthreads();
+  if (!s_last) return;
+
+  // The last block: every block's gap is in (their atomics precede their arrival, and arrive_finished fenced).
+  if (threadIdx.x == 0) {
+    unsigned long long const gap_inv = atomic_ref<unsigned long long>(target.cell->gap_inverted).load(relaxed);
+    unsigned long long n = gap_inv == 0 ? max : ~gap_inv;
+    if (n > max) n = max;
+    int claimed = 1;
+    if (p.error != 0)
+      n = 0;
+    else if (n == 0)
+      claimed = atomic_ref<uint64_t>(v.header->consume).load(acquire) == from ? 1 : 0;  // really empty then
+    else
+      claimed = try_claim(v, from, n) ? 1 : 0;
+    s_count = n;
+    s_claimed = claimed;
+  }
+  __syncthreads();
+  if (s_claimed) {
+    if (threadIdx.x == 0) {
+      if (s_count != 0) release_in_order(v, from, s_count);
+      finish_launch(v, target, Published{from, s_count, p.error});
+    }
+    return;
+  }
+  // Another consumer claimed since `from` was read: what the blocks copied may be stale. Start over alone.
+  uint64_t base = 0;
+  uint64_t const k = block_claim(v, max, &base);
+  copy_out(v, dst, base, 0, k, threadIdx.x, blockDim.x);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (k != 0) release_in_order(v, base, k);
+    finish_launch(v, target, Published{base, k, 0});
   }
 }
 

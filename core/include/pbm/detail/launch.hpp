@@ -27,7 +27,8 @@ struct alignas(64) LaunchCell {
   std::uint32_t error;
   unsigned long long base;
   unsigned long long count;
-  std::uint8_t pad[64 - 32];
+  unsigned long long gap_inverted;  // a pop's first uncommitted record found by any block, bitwise inverted (0: none)
+  std::uint8_t pad[64 - 40];
 };
 
 /// In pinned, mapped host memory, one per mailbox: written by the last block of every

@@ -10,7 +10,7 @@ namespace pbm {
 /// "PBMB" in ASCII: marks an initialised mailbox header.
 inline constexpr std::uint32_t kMagic = 0x424D4250u;
 /// Bumped whenever RingHeader's layout or meaning changes.
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
 /// Records are copied in 4-byte words at least, so the stride is a multiple of 4.
 inline constexpr std::uint32_t kStrideAlignment = 4;
@@ -35,13 +35,15 @@ struct alignas(128) RingHeader {
   std::uint64_t capacity;      // records
   std::uint64_t initial_position;  // positions start here (tests start near 2^32 / 2^64)
   std::uint8_t pad0[128 - 32];
-  // line 1: producers
+  // line 1: producers' positions (every reservation: one fetch_add)
   std::uint64_t reserve;
+  std::uint8_t pad1[128 - 8];
+  // line 2: producers' slot count (every reservation: a load and a fetch_sub; consumers give slots
+  // back here) and drops (rarely). Apart from `reserve` so that the two atomics of a reservation
+  // go to different lines (layout 1 had them on one line).
   std::int64_t free_slots;
-  std::uint8_t pad1[128 - 16];
-  // line 2: drops (producers, rarely)
   std::uint64_t dropped;
-  std::uint8_t pad2[128 - 8];
+  std::uint8_t pad2[128 - 16];
   // line 3: consumers
   std::uint64_t consume;
   std::uint64_t release;

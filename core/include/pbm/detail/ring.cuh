@@ -85,8 +85,19 @@ PBM_HD inline void initialize(RingView v) noexcept {
   for (uint64_t p = initial_position, i = 0; i < v.capacity; ++i, ++p) v.seq[v.slot_of(p)] = p;
 }
 
+/// The header fields validate() checks, read together (plain loads with no test between them, so a
+/// kernel has them in flight at once, and beside whatever it loads next).
+struct HeaderId {
+  uint32_t magic, version, stride;
+  uint64_t capacity, initial_position;
+};
+
+PBM_HD inline HeaderId read_id(RingHeader const& h) noexcept {
+  return HeaderId{h.magic, h.version, h.stride, h.capacity, h.initial_position};
+}
+
 /// Validates the header against the caller's expectations (DeviceError::none when all is well).
-PBM_HD inline DeviceError validate(RingHeader const& h, uint32_t expected_stride, uint64_t expected_capacity,
+PBM_HD inline DeviceError validate(HeaderId const& h, uint32_t expected_stride, uint64_t expected_capacity,
                                    uint64_t expected_origin = 0) noexcept {
   if (h.magic != kMagic) return DeviceError::bad_magic;
   if (h.version != kLayoutVersion) return DeviceError::bad_version;
@@ -97,6 +108,11 @@ PBM_HD inline DeviceError validate(RingHeader const& h, uint32_t expected_stride
   if (expected_capacity != 0 && h.capacity != expected_capacity) return DeviceError::bad_geometry;
   if (h.initial_position != expected_origin) return DeviceError::bad_geometry;
   return DeviceError::none;
+}
+
+PBM_HD inline DeviceError validate(RingHeader const& h, uint32_t expected_stride, uint64_t expected_capacity,
+                                   uint64_t expected_origin = 0) noexcept {
+  return validate(read_id(h), expected_stride, expected_capacity, expected_origin);
 }
 
 // ---------------------------------------------------------------- producer side
@@ -227,9 +243,13 @@ PBM_HD inline uint64_t claim(RingView v, uint64_t max, uint64_t* base) noexcept 
 
 /// Gives the claimed slots back, in claim order: waits for earlier claims to be released first.
 /// The earlier claimers have already claimed, so they are running and will get here.
-PBM_HD inline void release_in_order(RingView v, uint64_t base, uint64_t k) noexcept {
+/// `seen`: a value of `release` the caller loaded after its claim and ordered before this call
+/// (e.g. a relaxed load followed by a fence), or anything else: when it equals base, every earlier
+/// claim is released and only this claimant can move `release`, so the wait is skipped.
+PBM_HD inline void release_in_order(RingView v, uint64_t base, uint64_t k, uint64_t seen = ~uint64_t{0}) noexcept {
   atomic_ref<uint64_t> rel(v.header->release);
-  while (rel.load(acquire) != base) backoff();
+  if (seen != base || base == ~uint64_t{0})
+    while (rel.load(acquire) != base) backoff();
   rel.store(base + k, release_order);
   atomic_ref<int64_t>(v.header->free_slots).fetch_add(static_cast<int64_t>(k), release_order);
   atomic_ref<uint64_t>(v.header->pop_calls).fetch_add(1, relaxed);
