@@ -2,6 +2,7 @@
 //
 // 3. Device-side push throughput, full grid (every SM at full occupancy, grid-stride loop):
 //      warp_push   pbm::warp_push: one reservation per warp
+//      block_push  pbm::block_push: one reservation per block (256 threads)
 //      try_push    pbm::try_push: one reservation per thread
 //      plain       the same records written straight to an array by the same grid: the device's
 //                  write bandwidth for this access pattern (records/s and bytes/s), measured in the
@@ -42,6 +43,18 @@ __global__ void push_warp_kernel(MailboxRef box, std::uint64_t n, unsigned long 
   }
 }
 
+// Whole blocks loop together (i - threadIdx.x is block-uniform): block_push needs every thread of
+// the block to call it; threads past n take part without pushing.
+__global__ void push_block_kernel(MailboxRef box, std::uint64_t n, unsigned long long* fails) {
+  std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
+  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - threadIdx.x < n;
+       i += step) {
+    bool const active = i < n;
+    Record64 const r = make_record(i);
+    if (!pbm::block_push(box, &r, active) && active) atomicAdd(fails, 1ull);
+  }
+}
+
 __global__ void push_thread_kernel(MailboxRef box, std::uint64_t n, unsigned long long* fails) {
   std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
   for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i < n; i += step) {
@@ -65,6 +78,16 @@ __global__ void push_warp_template_kernel(MailboxRef box, unsigned char const* t
   for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - lane < n; i += step) {
     bool const active = i < n;
     if (!pbm::warp_push(box, tpl, active) && active) atomicAdd(fails, 1ull);
+  }
+}
+
+__global__ void push_block_template_kernel(MailboxRef box, unsigned char const* tpl, std::uint64_t n,
+                                           unsigned long long* fails) {
+  std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
+  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - threadIdx.x < n;
+       i += step) {
+    bool const active = i < n;
+    if (!pbm::block_push(box, tpl, active) && active) atomicAdd(fails, 1ull);
   }
 }
 
@@ -111,8 +134,10 @@ CheckCounters read_counters(DeviceBuffer const& counters, cudaStream_t stream) {
 
 // ------------------------------------------------------------------------------ figure 3
 
-enum PushVariant { kPlain = 0, kWarp = 1, kThread = 2, kMemset = 3, kPushVariants = 4 };
-char const* const kPushNames[kPushVariants] = {"plain_write", "warp_push", "try_push", "memset"};
+enum PushVariant { kPlain = 0, kWarp = 1, kThread = 2, kMemset = 3, kBlock = 4, kPushVariants = 5 };
+char const* const kPushNames[kPushVariants] = {"plain_write", "warp_push", "try_push", "memset", "block_push"};
+
+bool is_push(int v) { return v == kWarp || v == kThread || v == kBlock; }
 
 struct PushRun {
   std::array<Summary, kPushVariants> ms;  // per launch
@@ -142,10 +167,11 @@ PushRun push_throughput(Context& ctx, std::uint32_t stride, std::uint64_t n, int
   constexpr std::uint64_t kTemplateId = 7;
   fill_records(tpl.get(), 1, stride, kTemplateId, 0, stream);
   PBM_BENCH_CUDA(cudaMemsetAsync(counters.get(), 0, sizeof(CheckCounters), stream));
-  unsigned const grid[3] = {
-      from_registers ? full_grid(ctx, plain_write_kernel) : full_grid(ctx, plain_copy_template_kernel),
-      from_registers ? full_grid(ctx, push_warp_kernel) : full_grid(ctx, push_warp_template_kernel),
-      from_registers ? full_grid(ctx, push_thread_kernel) : full_grid(ctx, push_thread_template_kernel)};
+  unsigned grid[kPushVariants] = {};
+  grid[kPlain] = from_registers ? full_grid(ctx, plain_write_kernel) : full_grid(ctx, plain_copy_template_kernel);
+  grid[kWarp] = from_registers ? full_grid(ctx, push_warp_kernel) : full_grid(ctx, push_warp_template_kernel);
+  grid[kThread] = from_registers ? full_grid(ctx, push_thread_kernel) : full_grid(ctx, push_thread_template_kernel);
+  grid[kBlock] = from_registers ? full_grid(ctx, push_block_kernel) : full_grid(ctx, push_block_template_kernel);
   Gate gate;
   TimingEvent start, stop;
   WaitPolicy const spin = spin_policy();
@@ -175,30 +201,37 @@ PushRun push_throughput(Context& ctx, std::uint32_t stride, std::uint64_t n, int
   for (int rep = 0; rep < warmup + reps && run.ok; ++rep) {
     for (int k = 0; k < kPushVariants; ++k) {
       int const v = (rep + k) % kPushVariants;  // rotating order, the plain write first in rep 0
-      if (v == kWarp || v == kThread) PBM_BENCH_CUDA(cudaMemsetAsync(fails.get(), 0, sizeof(unsigned long long), stream));
+      if (is_push(v)) PBM_BENCH_CUDA(cudaMemsetAsync(fails.get(), 0, sizeof(unsigned long long), stream));
       gate.close(stream);
       start.record(stream);
       switch (v) {
         case kPlain:
           if (from_registers)
-            plain_write_kernel<<<grid[0], kThreads, 0, stream>>>(dst.get<Record64>(), n);
+            plain_write_kernel<<<grid[kPlain], kThreads, 0, stream>>>(dst.get<Record64>(), n);
           else
-            plain_copy_template_kernel<<<grid[0], kThreads, 0, stream>>>(dst.get<unsigned char>(),
-                                                                         tpl.get<unsigned char>(), stride, n);
+            plain_copy_template_kernel<<<grid[kPlain], kThreads, 0, stream>>>(dst.get<unsigned char>(),
+                                                                              tpl.get<unsigned char>(), stride, n);
           break;
         case kWarp:
           if (from_registers)
-            push_warp_kernel<<<grid[1], kThreads, 0, stream>>>(box.ref(), n, fails.get<unsigned long long>());
+            push_warp_kernel<<<grid[kWarp], kThreads, 0, stream>>>(box.ref(), n, fails.get<unsigned long long>());
           else
-            push_warp_template_kernel<<<grid[1], kThreads, 0, stream>>>(box.ref(), tpl.get<unsigned char>(), n,
-                                                                        fails.get<unsigned long long>());
+            push_warp_template_kernel<<<grid[kWarp], kThreads, 0, stream>>>(box.ref(), tpl.get<unsigned char>(), n,
+                                                                            fails.get<unsigned long long>());
           break;
         case kThread:
           if (from_registers)
-            push_thread_kernel<<<grid[2], kThreads, 0, stream>>>(box.ref(), n, fails.get<unsigned long long>());
+            push_thread_kernel<<<grid[kThread], kThreads, 0, stream>>>(box.ref(), n, fails.get<unsigned long long>());
           else
-            push_thread_template_kernel<<<grid[2], kThreads, 0, stream>>>(box.ref(), tpl.get<unsigned char>(), n,
-                                                                          fails.get<unsigned long long>());
+            push_thread_template_kernel<<<grid[kThread], kThreads, 0, stream>>>(box.ref(), tpl.get<unsigned char>(), n,
+                                                                                fails.get<unsigned long long>());
+          break;
+        case kBlock:
+          if (from_registers)
+            push_block_kernel<<<grid[kBlock], kThreads, 0, stream>>>(box.ref(), n, fails.get<unsigned long long>());
+          else
+            push_block_template_kernel<<<grid[kBlock], kThreads, 0, stream>>>(box.ref(), tpl.get<unsigned char>(), n,
+                                                                              fails.get<unsigned long long>());
           break;
         default:
           PBM_BENCH_CUDA(cudaMemsetAsync(dst.get(), 0x5A, bytes, stream));
@@ -208,7 +241,7 @@ PushRun push_throughput(Context& ctx, std::uint32_t stride, std::uint64_t n, int
       PBM_BENCH_LAUNCHED("figure 3 kernel");
       double const t = elapsed_ms(start, stop);
       bool good = true;
-      if (v == kWarp || v == kThread) {
+      if (is_push(v)) {
         // Drain (untimed) into a cleared dst, then check: all n came out, none dropped, each once.
         unsigned long long failed = 0;
         PBM_BENCH_CUDA(cudaMemcpyAsync(&failed, fails.get(), sizeof failed, cudaMemcpyDeviceToHost, stream));
@@ -254,6 +287,7 @@ Json push_point(PushRun const& r) {
   double const plain = r.ms[kPlain].median;
   j["warp_push_pct_of_plain"] = 100.0 * plain / r.ms[kWarp].median;
   j["try_push_pct_of_plain"] = 100.0 * plain / r.ms[kThread].median;
+  j["block_push_pct_of_plain"] = 100.0 * plain / r.ms[kBlock].median;
   j["drops"] = r.drops;
   j["valid"] = r.ok;
   return j;
@@ -375,14 +409,16 @@ Json figure_push_throughput(Context& ctx, Json* scaling) {
   int const reps = ctx.pick(5, 15);
   PushRun const r = push_throughput(ctx, 64, n, warmup, reps, /*from_registers=*/true, &f);
   auto rate = [&](int v) { return static_cast<double>(r.records) / (r.ms[v].median / 1e3); };
-  double const plain_rate = rate(kPlain), warp_rate = rate(kWarp), thread_rate = rate(kThread);
+  double const plain_rate = rate(kPlain), warp_rate = rate(kWarp), thread_rate = rate(kThread),
+               block_rate = rate(kBlock);
   double const plain_gbs = plain_rate * 64 / 1e9;
 
   f["id"] = "3";
   f["title"] = "Device-side push throughput, 64 B records, full grid";
   f["method"] =
       "CUDA events around one launch (gate kernel holds the stream while enqueuing); grid = SMs x max resident "
-      "blocks of 256 threads, grid-stride loop; variants interleaved per rep; after each push launch the mailbox is "
+      "blocks of 256 threads, grid-stride loop; variants (warp_push, block_push, try_push, plain write, memset) "
+      "interleaved per rep; after each push launch the mailbox is "
       "drained (untimed) and every record checked (count, pattern, each id once, no drops)";
   Json& p = f["params"];
   p["record_bytes"] = 64;
@@ -396,7 +432,7 @@ Json figure_push_throughput(Context& ctx, Json* scaling) {
   char const* const what[kPushVariants] = {
       "the same records written straight to an array by the same grid (device write bandwidth reference)",
       "pbm::warp_push: one reservation per warp", "pbm::try_push: one reservation per thread",
-      "cudaMemsetAsync of the same bytes"};
+      "cudaMemsetAsync of the same bytes", "pbm::block_push: one reservation per block of 256 threads"};
   for (int v = 0; v < kPushVariants; ++v) {
     s[kPushNames[v]] = to_json(r.ms[v], "ms");
     s[kPushNames[v]]["records_per_s"] = rate(v);
@@ -406,17 +442,25 @@ Json figure_push_throughput(Context& ctx, Json* scaling) {
   Json& q = f["ratios"];
   q["warp_push_pct_of_plain_write"] = 100.0 * warp_rate / plain_rate;
   q["try_push_pct_of_plain_write"] = 100.0 * thread_rate / plain_rate;
+  q["block_push_pct_of_plain_write"] = 100.0 * block_rate / plain_rate;
   q["warp_push_over_try_push"] = warp_rate / thread_rate;
+  q["block_push_over_warp_push"] = block_rate / warp_rate;
   q["plain_write_gb_per_s"] = plain_gbs;
   Json const g = goal("warp_push >= 10 G records/s", warp_rate / 1e9, ">=", 10.0);
   f["goals"].push_back(g);
+  Json const gb = goal("block_push >= 10 G records/s", block_rate / 1e9, ">=", 10.0);
+  f["goals"].push_back(gb);
   Json& t = f["table"];
   t.push_back(row("warp_push rate", warp_rate / 1e9, "G rec/s", "plain write (same bytes)", plain_rate / 1e9,
                   warp_rate / plain_rate, "pbm/plain", g));
+  t.push_back(row("block_push rate", block_rate / 1e9, "G rec/s", "plain write (same bytes)", plain_rate / 1e9,
+                  block_rate / plain_rate, "pbm/plain", gb));
   t.push_back(row("try_push rate", thread_rate / 1e9, "G rec/s", "plain write (same bytes)", plain_rate / 1e9,
                   thread_rate / plain_rate, "pbm/plain"));
   t.push_back(row("warp_push rate", warp_rate / 1e9, "G rec/s", "try_push", thread_rate / 1e9,
                   warp_rate / thread_rate, "warp/thread"));
+  t.push_back(row("block_push rate", block_rate / 1e9, "G rec/s", "warp_push", warp_rate / 1e9,
+                  block_rate / warp_rate, "block/warp"));
   t.push_back(row("plain write bandwidth", plain_gbs, "GB/s", "cudaMemsetAsync", rate(kMemset) * 64 / 1e9,
                   plain_rate / rate(kMemset), "plain/memset"));
 

@@ -11,7 +11,8 @@ namespace pbm::bench {
 Json figure_count_latency(Context& ctx, Json* scaling);
 /// 2. Host cost of pop_bulk_async (no wait) vs an empty kernel launch.
 Json figure_call_cost(Context& ctx);
-/// 3. Device-side push throughput: warp_push vs try_push vs a plain kernel writing the same bytes.
+/// 3. Device-side push throughput: warp_push, block_push and try_push vs a plain kernel writing the
+///    same bytes.
 Json figure_push_throughput(Context& ctx, Json* scaling);
 /// 4. Bulk pop bandwidth vs cudaMemcpyAsync device to device.
 Json figure_pop_bandwidth(Context& ctx, Json* scaling);

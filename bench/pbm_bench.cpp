@@ -5,7 +5,7 @@
 // Figures (each beside its floor or rival, measured in this process, interleaved with it):
 //   1  count-to-host latency of a small pop    pbm vs pop + memcpy + sync vs a launch + mapped write
 //   2  host cost of an async pop call          vs an empty kernel launch
-//   3  device-side push throughput             warp_push / try_push vs a plain write of the same bytes
+//   3  device-side push throughput             warp_push / block_push / try_push vs a plain write
 //   4  bulk pop bandwidth                      vs cudaMemcpyAsync device to device
 //   5  focus/peripheral pipeline               vs a staging array; focus latency under load
 //   8  scaling of 1, 3 and 4 with record size and batch size (part of figures 1, 3, 4's runs)

@@ -82,9 +82,14 @@ def main():
           "1: count-to-host latency vs record size (8 records)", "median latency [us]", "record size [B]")
     panel(axes[0][1], scaling.get("count_latency_by_batch", []), "batch_records", latency_lines,
           "1: count-to-host latency vs batch (64 B records)", "median latency [us]", "records per pop")
-    rate = lambda name: (lambda p: p.get(name, {}).get("records_per_s", 0) / 1e9)  # noqa: E731
+    def rate(name):  # None where the variant is missing (results from before block_push): no point drawn
+        def get(p):
+            v = (p.get(name) or {}).get("records_per_s")
+            return v / 1e9 if isinstance(v, (int, float)) else None
+        return get
     panel(axes[0][2], scaling.get("push_throughput_by_record_size", []), "record_bytes",
-          [("warp_push", rate("warp_push"), "o-"), ("try_push", rate("try_push"), "s--"),
+          [("warp_push", rate("warp_push"), "o-"), ("block_push", rate("block_push"), "D-"),
+           ("try_push", rate("try_push"), "s--"),
            ("plain write (same bytes)", rate("plain_write"), "^:")],
           "3: device push throughput vs record size", "G records/s", "record size [B]")
     gbs = lambda name: (lambda p: p.get(name, {}).get("gb_per_s"))  # noqa: E731
@@ -95,6 +100,7 @@ def main():
           "4: pop bandwidth vs records per call (64 B, 64 MiB)", "GB/s", "records per pop call")
     panel(axes[1][2], scaling.get("push_throughput_by_record_size", []), "record_bytes",
           [("warp_push", lambda p: p.get("warp_push_pct_of_plain"), "o-"),
+           ("block_push", lambda p: p.get("block_push_pct_of_plain"), "D-"),
            ("try_push", lambda p: p.get("try_push_pct_of_plain"), "s--")],
           "3: push as % of the plain write", "% of plain write rate", "record size [B]", logy=False)
     fig.tight_layout()

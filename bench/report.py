@@ -168,9 +168,11 @@ def print_scaling(results, out=sys.stdout):
 
     table("push_throughput_by_record_size", "device push throughput (G records/s) by record size, full grid",
           [("bytes", 7, lambda p: p.get("record_bytes"), "d"), ("warp_push", 10, lambda p: rate(p, "warp_push"), ".3g"),
+           ("block_push", 10, lambda p: rate(p, "block_push"), ".3g"),
            ("try_push", 10, lambda p: rate(p, "try_push"), ".3g"),
            ("plain", 10, lambda p: rate(p, "plain_write"), ".3g"),
            ("warp %", 8, lambda p: p.get("warp_push_pct_of_plain"), ".1f"),
+           ("block %", 8, lambda p: p.get("block_push_pct_of_plain"), ".1f"),
            ("thread %", 8, lambda p: p.get("try_push_pct_of_plain"), ".1f"),
            ("GB/s warp", 10, lambda p: (p.get("warp_push") or {}).get("gb_per_s"), ".4g")])
     pop = [("pbm GB/s", 10, lambda p: (p.get("pbm") or {}).get("gb_per_s"), ".4g"),

@@ -1,5 +1,5 @@
-// GPU tests of the mailbox: round trips, concurrent producer and consumer kernels, warp pushes,
-// the count through pinned memory, event handoff, priorities and bad input.
+// GPU tests of the mailbox: round trips, concurrent producer and consumer kernels, warp and block
+// pushes, the count through pinned memory, event handoff, priorities and bad input.
 // Each skips with "no CUDA device" where none is visible; scripts/gpu-check runs them on a GPU.
 #include "gpu_test_util.cuh"
 
@@ -8,8 +8,11 @@
 #include <pbm/registry.hpp>
 #include <pbm/stream.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <numeric>
 
 namespace {
@@ -213,6 +216,91 @@ __global__ void one_warp_push(pbm::MailboxRef ref, unsigned* in_count) {
   if (pbm::warp_push(ref, &r)) atomicAdd(in_count, 1u);
 }
 
+// Host pops big enough to take several blocks each (the speculative grid-wide claim), on four
+// streams at once, while a producer kernel pushes: blocks meet records reserved but not yet
+// committed (gaps inside a pop's range), and pops on different streams race for the same claim (the
+// loser's last block starts over alone). Nothing lost, nothing twice, and within one pop each
+// producer's records in the order it pushed them.
+__global__ void paced_producer_kernel(pbm::MailboxRef ref, std::uint32_t per_thread, unsigned* failures) {
+  std::uint32_t const id = blockIdx.x * blockDim.x + threadIdx.x;
+  for (std::uint32_t s = 0; s < per_thread; ++s) {
+    __nanosleep(1000u * ((id + s) % 8));  // spread the commits out over the pops
+    Rec const r{id, s, checksum(id, s), 0};
+    if (!pbm::try_push(ref, &r)) atomicAdd(failures, 1u);
+  }
+}
+
+TEST(MailboxGpu, ConcurrentMultiBlockHostPopsOnFourStreamsWithAProducerLoseNothing) {
+  PBM_REQUIRE_GPU();
+  constexpr unsigned kProducerBlocks = 264, kThreads = 256, kStreams = 4;
+  constexpr std::uint32_t kPerThread = 48;
+  constexpr std::uint64_t kMax = 32768;  // 512 KiB of 16-byte records: 8 blocks per pop
+  std::uint64_t const producers = kProducerBlocks * kThreads;
+  std::uint64_t const expected = producers * kPerThread;
+  pbm::Mailbox mailbox(1ull << 22, sizeof(Rec), -1, "multi-pop");  // holds everything: no drops
+  DeviceBuffer<unsigned> failures(1);
+  failures.fill(0);
+  std::vector<std::unique_ptr<DeviceBuffer<Rec>>> bufs;
+  std::vector<pbm::Stream> streams;
+  for (unsigned s = 0; s < kStreams; ++s) {
+    bufs.push_back(std::make_unique<DeviceBuffer<Rec>>(kMax));
+    streams.emplace_back(pbm::StreamClass::peripheral);
+  }
+  pbm::Stream produce(pbm::StreamClass::peripheral);
+  paced_producer_kernel<<<kProducerBlocks, kThreads, 0, produce>>>(mailbox.ref(), kPerThread, failures.ptr);
+  PBM_TEST_CUDA(cudaGetLastError());
+
+  std::vector<std::uint8_t> seen(expected, 0);
+  std::vector<std::int64_t> last(producers, -1);  // per producer, within the current pop
+  std::vector<Rec> host(kMax);
+  std::uint64_t total = 0, pops = 0, nonempty = 0, out_of_order = 0, bad = 0, twice = 0;
+  auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (total < expected && std::chrono::steady_clock::now() < deadline) {
+    std::vector<pbm::PopHandle> handles;
+    for (unsigned s = 0; s < kStreams; ++s) handles.push_back(mailbox.pop_bulk_async(bufs[s]->ptr, kMax, streams[s]));
+    for (unsigned s = 0; s < kStreams; ++s) {
+      std::uint64_t const k = handles[s].wait();
+      ++pops;
+      if (k == 0) continue;
+      ++nonempty;
+      ASSERT_LE(k, kMax);
+      PBM_TEST_CUDA(cudaMemcpyAsync(host.data(), bufs[s]->ptr, k * sizeof(Rec), cudaMemcpyDeviceToHost, streams[s]));
+      PBM_TEST_CUDA(cudaStreamSynchronize(streams[s]));
+      for (std::uint64_t i = 0; i < k; ++i) {
+        Rec const& r = host[i];
+        if (r.producer >= producers || r.seq >= kPerThread || r.check != checksum(r.producer, r.seq)) {
+          ++bad;
+          continue;
+        }
+        std::uint8_t& mark = seen[r.producer * std::uint64_t{kPerThread} + r.seq];
+        twice += mark != 0;
+        mark = 1;
+        out_of_order += static_cast<std::int64_t>(r.seq) <= last[r.producer];
+        last[r.producer] = r.seq;
+      }
+      for (std::uint64_t i = 0; i < k; ++i)
+        if (host[i].producer < producers) last[host[i].producer] = -1;
+      total += k;
+    }
+  }
+  PBM_TEST_CUDA(cudaStreamSynchronize(produce));
+  EXPECT_EQ(failures.to_host()[0], 0u) << "the mailbox holds everything: no push may fail";
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(twice, 0u) << "records popped twice";
+  EXPECT_EQ(out_of_order, 0u) << "a producer's records out of order within one pop";
+  EXPECT_EQ(total, expected) << "records lost (or the 60 s deadline passed)";
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), std::uint8_t{1}), static_cast<std::ptrdiff_t>(expected));
+  mailbox.refresh_stats(produce);
+  PBM_TEST_CUDA(cudaStreamSynchronize(produce));
+  pbm::Stats const st = mailbox.stats();
+  EXPECT_EQ(st.pushed, expected);
+  EXPECT_EQ(st.dropped, 0u);
+  EXPECT_EQ(st.popped, expected);
+  std::printf("multi-block host pops: %llu pops on %u streams (%llu non-empty) took %llu records\n",
+              static_cast<unsigned long long>(pops), kStreams, static_cast<unsigned long long>(nonempty),
+              static_cast<unsigned long long>(total));
+}
+
 TEST(MailboxGpu, WarpPushIntoNearlyFullMailboxTakesLowestRanksAndCountsDrops) {
   PBM_REQUIRE_GPU();
   pbm::Mailbox mailbox(40, sizeof(Rec));
@@ -230,6 +318,142 @@ TEST(MailboxGpu, WarpPushIntoNearlyFullMailboxTakesLowestRanksAndCountsDrops) {
   ASSERT_EQ(mailbox.pop_bulk(out.ptr, 40, nullptr), 40u);
   auto const host = out.to_host();
   for (unsigned i = 32; i < 40; ++i) EXPECT_EQ(host[i].producer, i - 32) << "lowest ranks go in first";
+}
+
+// -------------------------------------------------------- block_push
+
+// Which threads push in round s: whole blocks, whole warps and scattered lanes sit out, so the
+// block's prefix over warps sees zero counts, partial counts and full warps.
+__host__ __device__ inline bool block_push_active(std::uint32_t block, std::uint32_t t, std::uint32_t s) {
+  if (block % 13 == 5) return false;                   // a block with nothing to push
+  if ((t / 32) % 4 == 1 && s % 2 == 0) return false;   // whole warps idle every other round
+  return (t * 7u + s * 3u + block) % 5u != 0u;         // scattered lanes
+}
+
+// Every thread of every block calls block_push `rounds` times (inactive threads take part);
+// record: producer = global linear thread id, seq = round.
+__global__ void block_push_kernel(pbm::MailboxRef ref, std::uint32_t rounds, bool all_active, unsigned* in_count) {
+  unsigned const t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  unsigned const nthreads = blockDim.x * blockDim.y * blockDim.z;
+  std::uint32_t const id = blockIdx.x * nthreads + t;
+  for (std::uint32_t s = 0; s < rounds; ++s) {
+    bool const active = all_active || block_push_active(blockIdx.x, t, s);
+    Rec const r{id, s, checksum(id, s), 0};
+    if (pbm::block_push(ref, &r, active)) atomicAdd(in_count, 1u);
+  }
+}
+
+struct BlockPushRun {
+  std::uint64_t attempted = 0;      // active (thread, round) pairs
+  unsigned in_count = 0;            // block_push returned true
+  std::uint64_t popped = 0;
+  std::vector<Rec> records;         // popped, FIFO order
+  pbm::Stats stats{};               // after the pop
+  unsigned duplicates = 0, corrupt = 0, not_pushed = 0;  // among popped records
+};
+
+/// Launches block_push_kernel, drains the mailbox with one pop and checks each popped record
+/// (checksum, key in range, pushed by an active thread, seen once).
+BlockPushRun run_block_push(unsigned blocks, dim3 block, std::uint32_t rounds, std::uint64_t capacity,
+                            bool all_active) {
+  BlockPushRun r;
+  unsigned const nthreads = block.x * block.y * block.z;
+  std::uint64_t const threads = std::uint64_t{blocks} * nthreads;
+  std::vector<unsigned char> active(threads * rounds, 0);  // key: round * threads + id
+  for (std::uint32_t s = 0; s < rounds; ++s)
+    for (std::uint32_t b = 0; b < blocks; ++b)
+      for (std::uint32_t t = 0; t < nthreads; ++t)
+        if (all_active || block_push_active(b, t, s)) {
+          active[s * threads + std::uint64_t{b} * nthreads + t] = 1;
+          ++r.attempted;
+        }
+  pbm::Mailbox mailbox(capacity, sizeof(Rec));
+  DeviceBuffer<unsigned> in(1);
+  DeviceBuffer<Rec> out(capacity);
+  cudaMemset(in.ptr, 0, sizeof(unsigned));
+  fill_poison(out);
+  block_push_kernel<<<blocks, block>>>(mailbox.ref(), rounds, all_active, in.ptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  r.in_count = in.to_host()[0];
+  r.popped = mailbox.pop_bulk(out.ptr, capacity, nullptr);
+  r.stats = mailbox.stats();  // snapshot written by the pop kernel
+  auto const host = out.to_host();
+  r.records.assign(host.begin(), host.begin() + static_cast<std::ptrdiff_t>(r.popped));
+  std::vector<unsigned char> seen(threads * rounds, 0);
+  for (Rec const& rec : r.records) {
+    if (rec.check != checksum(rec.producer, rec.seq) || rec.producer >= threads || rec.seq >= rounds) {
+      ++r.corrupt;
+      continue;
+    }
+    std::uint64_t const key = rec.seq * threads + rec.producer;
+    if (!active[key]) ++r.not_pushed;
+    if (seen[key]++) ++r.duplicates;
+  }
+  return r;
+}
+
+void expect_every_active_record_once(BlockPushRun const& r) {
+  EXPECT_EQ(r.in_count, r.attempted);
+  EXPECT_EQ(r.popped, r.attempted);
+  EXPECT_EQ(r.corrupt, 0u);
+  EXPECT_EQ(r.duplicates, 0u);
+  EXPECT_EQ(r.not_pushed, 0u) << "an inactive thread's record went in";
+  EXPECT_EQ(r.stats.pushed, r.attempted);
+  EXPECT_EQ(r.stats.dropped, 0u);
+}
+
+TEST(MailboxGpu, BlockPushFromManyBlocksDeliversEveryActiveRecordOnce) {
+  PBM_REQUIRE_GPU();
+  auto const r = run_block_push(264, dim3(256), 3, 264ull * 256 * 3, false);
+  EXPECT_LT(r.attempted, 264ull * 256 * 3) << "the pattern must leave threads inactive";
+  expect_every_active_record_once(r);
+}
+
+TEST(MailboxGpu, BlockPushIntoNearlyFullMailboxTakesLowestRanksAndCountsDrops) {
+  PBM_REQUIRE_GPU();
+  // One block, all active, two rounds: the first 100 linear thread ids of round 0 go in, in order.
+  auto const one = run_block_push(1, dim3(256), 2, 100, true);
+  EXPECT_EQ(one.in_count, 100u);
+  ASSERT_EQ(one.popped, 100u);
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    EXPECT_EQ(one.records[i].producer, i) << "lowest ranks go in first";
+    EXPECT_EQ(one.records[i].seq, 0u);
+  }
+  EXPECT_EQ(one.stats.pushed, 100u);
+  EXPECT_EQ(one.stats.dropped, 2u * 256 - 100);
+
+  // Many blocks racing for too few slots: what went in plus what was dropped is what was tried.
+  auto const many = run_block_push(64, dim3(256), 4, 5000, false);
+  ASSERT_GT(many.attempted, 5000u);
+  EXPECT_GT(many.popped, 0u);
+  EXPECT_LE(many.popped, 5000u);
+  EXPECT_EQ(many.stats.pushed + many.stats.dropped, many.attempted);
+  EXPECT_EQ(many.popped, many.stats.pushed);
+  EXPECT_EQ(many.in_count, many.stats.pushed);
+  EXPECT_EQ(many.corrupt, 0u);
+  EXPECT_EQ(many.duplicates, 0u);
+  EXPECT_EQ(many.not_pushed, 0u);
+}
+
+TEST(MailboxGpu, BlockPushWorksForBlocksNotAMultipleOf32AndFor2DAnd3DBlocks) {
+  PBM_REQUIRE_GPU();
+  for (dim3 const block : {dim3(96), dim3(16, 12), dim3(4, 8, 3), dim3(50), dim3(7, 5)}) {
+    SCOPED_TRACE(testing::Message() << "block " << block.x << "x" << block.y << "x" << block.z);
+    unsigned const nthreads = block.x * block.y * block.z;
+    expect_every_active_record_once(run_block_push(40, block, 3, 40ull * nthreads * 3, false));
+    // One block: FIFO order is rank order, i.e. active threads in linear thread order, round by round.
+    auto const one = run_block_push(1, block, 3, 3ull * nthreads, false);
+    expect_every_active_record_once(one);
+    std::size_t i = 0;
+    for (std::uint32_t s = 0; s < 3; ++s)
+      for (std::uint32_t t = 0; t < nthreads; ++t)
+        if (block_push_active(0, t, s) && i < one.records.size()) {
+          EXPECT_EQ(one.records[i].producer, t) << "round " << s;
+          EXPECT_EQ(one.records[i].seq, s);
+          ++i;
+        }
+    EXPECT_EQ(i, one.records.size());
+  }
 }
 
 // -------------------------------------------------------- count without sync, handoff

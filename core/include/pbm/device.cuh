@@ -1,5 +1,5 @@
-// Device API for user kernels: push from one thread, push from a warp with one reservation,
-// bulk pop by a block. Include from .cu files compiled by nvcc.
+// Device API for user kernels: push from one thread, push from a warp or a whole block with one
+// reservation, bulk pop by a block. Include from .cu files compiled by nvcc.
 //
 // All functions are safe to call concurrently from any number of threads, warps, blocks and
 // kernels on the mailbox's device, together with host-launched push/pop.
@@ -43,6 +43,65 @@ __device__ inline bool warp_push(MailboxRef ref, void const* rec, bool active = 
     detail::RingView const v = ref.view();
     detail::copy_record(v.record(v.slot_of(base + rank)), static_cast<unsigned char const*>(rec), v.stride);
     detail::commit(v, base + rank);
+  }
+  return in;
+}
+
+/// Block-aggregated push: every thread of the block calls it together and the block makes ONE
+/// reservation for all its active records; each thread then copies and commits its own (ref.stride()
+/// bytes at rec, 4-byte aligned; not read when active == false). Returns true for threads whose
+/// record went in. When the mailbox has room for only some records, the lowest-ranked active threads
+/// get in (rank: warp by warp in linear thread order, then lane order) and the rest are dropped and
+/// counted. Any block shape (1-D/2-D/3-D, sizes not a multiple of 32).
+/// Contains __syncthreads(): all threads of the block must reach it, like block_pop. Threads with
+/// nothing to push pass active = false rather than skipping the call; in a grid-stride loop every
+/// thread of the block must run the same number of iterations (loop on a block-uniform condition).
+/// Uses a few hundred bytes of static shared memory. Against warp_push it trades two barriers per
+/// call for blockDim / 32 times fewer atomics on the header's two contended words.
+__device__ inline bool block_push(MailboxRef ref, void const* rec, bool active = true) {
+  // Per-warp counts are written before the first barrier and read (by warp 0) before the second;
+  // offsets, base and granted are written between the two and read after the second. Writes of the
+  // next call come after a barrier that every reader of this call has passed, so consecutive calls
+  // need no third barrier.
+  __shared__ unsigned s_count[32];   // active threads per warp (a block has at most 32 warps)
+  __shared__ unsigned s_offset[32];  // exclusive prefix of s_count: the warp's first rank
+  __shared__ unsigned long long s_base;
+  __shared__ unsigned s_granted;
+  unsigned const t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  unsigned const nthreads = blockDim.x * blockDim.y * blockDim.z;
+  unsigned const warp = t / 32, lane = t % 32;  // linear thread order is the hardware warp order
+  unsigned const nwarps = (nthreads + 31) / 32;
+  unsigned const lanes = nthreads - warp * 32 < 32 ? nthreads - warp * 32 : 32;  // last warp may be partial
+  unsigned const mask = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+  unsigned const want = __ballot_sync(mask, active);
+  unsigned const rank_in_warp = __popc(want & ((1u << lane) - 1u));
+  if (lane == 0) s_count[warp] = __popc(want);
+  __syncthreads();
+  if (warp == 0) {  // warp 0 has a lane per warp: nwarps <= 32, and nwarps == 1 when it is partial
+    unsigned const c = lane < nwarps ? s_count[lane] : 0u;
+    unsigned inclusive = c;
+    for (unsigned d = 1; d < 32; d <<= 1) {
+      unsigned const up = __shfl_up_sync(mask, inclusive, d);
+      if (lane >= d) inclusive += up;
+    }
+    unsigned const total = __shfl_sync(mask, inclusive, nwarps - 1);
+    if (lane < nwarps) s_offset[lane] = inclusive - c;
+    if (lane == 0) {
+      uint64_t b = 0;
+      s_granted = static_cast<unsigned>(detail::reserve(ref.view(), total, &b));  // counts the drops
+      s_base = b;
+    }
+  }
+  // Also orders the reservation's acquire (warp 0) before every thread's writes into the slots.
+  __syncthreads();
+  unsigned const granted = s_granted;
+  unsigned const rank = s_offset[warp] + rank_in_warp;
+  bool const in = active && rank < granted;
+  if (in) {
+    detail::RingView const v = ref.view();
+    uint64_t const position = s_base + rank;
+    detail::copy_record(v.record(v.slot_of(position)), static_cast<unsigned char const*>(rec), v.stride);
+    detail::commit(v, position);
   }
   return in;
 }
