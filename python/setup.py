@@ -66,6 +66,24 @@ def cache_value(build: Path, name: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+SYSTEM_LIB_DIRS = {"/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu",
+                   "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/local/lib"}
+
+
+def prometheus_link_dirs(config_dir: Path):
+    """Where the prometheus-cpp libraries are, from the CMake package directory the build found
+    (<libdir>/cmake/prometheus-cpp): a -L for the link and, outside the system's library directories
+    (e.g. a private prefix unpacked with dpkg -x), an RPATH so the extension loads without
+    LD_LIBRARY_PATH. DT_RPATH (--disable-new-dtags), not RUNPATH: it also serves the libraries'
+    own dependencies (civetweb beside them)."""
+    libdir = config_dir.resolve().parents[1]
+    if not any(libdir.glob("libprometheus-cpp-core.so*")):
+        return [], []
+    if str(libdir) in SYSTEM_LIB_DIRS:
+        return [str(libdir)], []
+    return [str(libdir)], ["-Wl,--disable-new-dtags", f"-Wl,-rpath,{libdir}"]
+
+
 class BuildPbmExtension(BuildExtension):
     """Builds (or finds) pbm's static libraries first, then links them into the extension."""
 
@@ -74,6 +92,7 @@ class BuildPbmExtension(BuildExtension):
         build_static_libs(build)
         objects = []
         libraries = ["dl", "pthread"]
+        library_dirs, link_args = [], []
         exporters = find_lib(build, "exporters")
         have_exporters = exporters.exists()
         if have_exporters:
@@ -81,10 +100,13 @@ class BuildPbmExtension(BuildExtension):
             prometheus_dir = cache_value(build, "prometheus-cpp_DIR")
             if prometheus_dir and not prometheus_dir.endswith("NOTFOUND"):
                 libraries += ["prometheus-cpp-pull", "prometheus-cpp-core"]
+                library_dirs, link_args = prometheus_link_dirs(Path(prometheus_dir))
         objects += [str(find_lib(build, "telemetry")), str(find_lib(build, "core"))]
         for ext in self.extensions:
             ext.extra_objects = objects + list(ext.extra_objects or [])
             ext.libraries = list(ext.libraries or []) + libraries
+            ext.library_dirs = list(ext.library_dirs or []) + library_dirs
+            ext.extra_link_args = list(ext.extra_link_args or []) + link_args
             ext.define_macros = list(ext.define_macros or []) + [
                 ("PBM_PY_HAVE_EXPORTERS", "1" if have_exporters else "0")]
         super().run()
