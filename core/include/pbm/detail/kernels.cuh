@@ -49,7 +49,10 @@ __device__ inline void finish_launch(RingView v, LaunchTarget target, Published 
   cell->arrived = 0;
   cell->finished = 0;
   cell->ready = 0;
+  cell->error = 0;
   cell->gap_inverted = 0;
+  cell->from_max = 0;
+  cell->from_min_inverted = 0;
   if (target.result != nullptr) {
     volatile ResultSlot* r = target.result;
     r->count = p.count;
@@ -147,16 +150,17 @@ __device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned lo
 
 /// Pops up to max records into dst (device memory), FIFO: the longest committed prefix.
 ///
-/// One block: pop_one_block. Several: the first block to arrive reads `consume` (the launch's
-/// `from`) and publishes it; every block scans the sequence words of its share of [from, from + max)
-/// and copies its committed records up to its first gap straight away, speculatively; the last
-/// block to finish takes the lowest gap any block found as the count and claims [from, from + count)
-/// with one CAS on `consume`. Scanning and copying are thus spread over the grid instead of one
-/// block scanning everything before anybody copies. The speculation is safe: a slot is rewritten
-/// only after its record was claimed and released, so while `consume` still equals `from` (the CAS
-/// succeeds) nothing copied from [from, from + count) can have changed. When the CAS fails (another
-/// consumer claimed since), the last block starts over alone: claim, copy, release. Bytes of dst past
-/// the count may have been written (records after a gap, or an attempt that lost the CAS).
+/// One block: pop_one_block. Several: no block waits for another. Each block reads `consume` (its
+/// `from`, validating the header in the same trip) and notes it in the launch cell, scans the
+/// sequence words of its share of [from, from + max) and copies its committed records up to its
+/// first gap straight away, speculatively. The last block to finish takes the lowest gap any block
+/// found as the count and claims [from, from + count) with one CAS on `consume`. Scanning and
+/// copying are thus spread over the grid. The speculation is safe: a slot is rewritten only after its
+/// record was claimed and released, and `consume` only grows, so when every block read the same
+/// `from` and the CAS from it succeeds, nothing copied from [from, from + count) can have changed.
+/// When the blocks read different values or the CAS fails (another consumer claimed meanwhile), the
+/// last block starts over alone: claim, copy, release. Bytes of dst past the count may have been
+/// written (records after a gap, or an attempt that lost).
 __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long long max, LaunchTarget target) {
   RingView const v = ref.view();
   if (max > v.capacity) max = v.capacity;
@@ -164,64 +168,69 @@ __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long lon
     pop_one_block(v, dst, max, target);
     return;
   }
-  __shared__ Published s_pub;  // base: the launch's `from`
-  __shared__ unsigned s_ticket;
+  __shared__ uint64_t s_from;
+  __shared__ std::uint32_t s_error;
   __shared__ int s_last;
   __shared__ unsigned long long s_count;
   __shared__ int s_claimed;
-  if (threadIdx.x == 0) s_ticket = atomicAdd(&target.cell->arrived, 1u);
-  __syncthreads();
+  LaunchCell* const cell = target.cell;
   if (threadIdx.x == 0) {
-    if (s_ticket == 0) {
-      HeaderId const id = read_id(*v.header);  // in flight together with the load of consume
-      uint64_t const from = atomic_ref<uint64_t>(v.header->consume).load(acquire);
-      Published const p{from, 0, static_cast<std::uint32_t>(validate(id, v.stride, v.capacity, v.origin))};
-      publish(target.cell, p);
-      s_pub = p;
-    } else {
-      wait_published(target.cell, s_pub);
-    }
+    HeaderId const id = read_id(*v.header);  // in flight together with the load of consume
+    uint64_t const from = atomic_ref<uint64_t>(v.header->consume).load(acquire);
+    s_from = from;
+    s_error = static_cast<std::uint32_t>(validate(id, v.stride, v.capacity, v.origin));
+    // The largest and smallest `from` of all blocks (fire-and-forget reductions, ordered before the
+    // last block's reads by the arrival count below): equal when every block read the same.
+    atomicMax(&cell->from_max, static_cast<unsigned long long>(from));
+    atomicMax(&cell->from_min_inverted, ~static_cast<unsigned long long>(from));
+    if (s_error != 0) atomicMax(&cell->error, s_error);
   }
   __syncthreads();
-  Published const p = s_pub;
-  uint64_t const from = p.base;
+  uint64_t const from = s_from;
   unsigned long long lo = 0, hi = 0;
-  if (p.error == 0) block_share(max, lo, hi);
+  if (s_error == 0) block_share(max, lo, hi);
   uint64_t const end = lo < hi ? block_first_gap(v, from, lo, hi) : hi;
   __threadfence();  // acquire for this thread's scan loads: the payload reads below may be any thread's
-  if (threadIdx.x == 0 && end < hi) atomicMax(&target.cell->gap_inverted, ~static_cast<unsigned long long>(end));
+  if (threadIdx.x == 0 && end < hi) atomicMax(&cell->gap_inverted, ~static_cast<unsigned long long>(end));
   __syncthreads();
   copy_out(v, dst + lo * v.stride, from, lo, end - lo, threadIdx.x, blockDim.x);
   __threadfence();
-  __syncthreads();  // this block's copy (and its gap) are done before it counts itself finished
-  if (threadIdx.x == 0) s_last = arrive_finished(target.cell) ? 1 : 0;
+  __syncthreads();  // this block's copy (and its notes in the cell) are done before it counts itself finished
+  if (threadIdx.x == 0) s_last = arrive_finished(cell) ? 1 : 0;
   __syncthreads();
   if (!s_last) return;
 
-  // The last block: every block's gap is in (their atomics precede their arrival, and arrive_finished fenced).
+  // The last block: every block's notes are in (their atomics precede their arrival, and arrive_finished fenced).
   if (threadIdx.x == 0) {
-    unsigned long long const gap_inv = atomic_ref<unsigned long long>(target.cell->gap_inverted).load(relaxed);
+    std::uint32_t const error = atomic_ref<std::uint32_t>(cell->error).load(relaxed);
+    uint64_t const launch_from = atomic_ref<unsigned long long>(cell->from_max).load(relaxed);
+    bool const agreed = ~atomic_ref<unsigned long long>(cell->from_min_inverted).load(relaxed) == launch_from;
+    unsigned long long const gap_inv = atomic_ref<unsigned long long>(cell->gap_inverted).load(relaxed);
     unsigned long long n = gap_inv == 0 ? max : ~gap_inv;
     if (n > max) n = max;
     int claimed = 1;
-    if (p.error != 0)
+    if (error != 0)
       n = 0;
+    else if (!agreed)
+      claimed = 0;
     else if (n == 0)
-      claimed = atomic_ref<uint64_t>(v.header->consume).load(acquire) == from ? 1 : 0;  // really empty then
+      claimed = atomic_ref<uint64_t>(v.header->consume).load(acquire) == launch_from ? 1 : 0;  // really empty then
     else
-      claimed = try_claim(v, from, n) ? 1 : 0;
+      claimed = try_claim(v, launch_from, n) ? 1 : 0;
+    s_from = launch_from;
     s_count = n;
     s_claimed = claimed;
+    s_error = error;
   }
   __syncthreads();
   if (s_claimed) {
     if (threadIdx.x == 0) {
-      if (s_count != 0) release_in_order(v, from, s_count);
-      finish_launch(v, target, Published{from, s_count, p.error});
+      if (s_count != 0) release_in_order(v, s_from, s_count);
+      finish_launch(v, target, Published{s_from, s_count, s_error});
     }
     return;
   }
-  // Another consumer claimed since `from` was read: what the blocks copied may be stale. Start over alone.
+  // Another consumer claimed meanwhile: what the blocks copied may be stale. Start over alone.
   uint64_t base = 0;
   uint64_t const k = block_claim(v, max, &base);
   copy_out(v, dst, base, 0, k, threadIdx.x, blockDim.x);

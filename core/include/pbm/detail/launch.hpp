@@ -28,7 +28,9 @@ struct alignas(64) LaunchCell {
   unsigned long long base;
   unsigned long long count;
   unsigned long long gap_inverted;  // a pop's first uncommitted record found by any block, bitwise inverted (0: none)
-  std::uint8_t pad[64 - 40];
+  unsigned long long from_max;           // the largest and (inverted) smallest `consume` a pop's blocks
+  unsigned long long from_min_inverted;  // read: equal when they all read the same
+  std::uint8_t pad[64 - 56];
 };
 
 /// In pinned, mapped host memory, one per mailbox: written by the last block of every
