@@ -1,6 +1,8 @@
-// The kernels the host API launches. One launch per operation: the first block to arrive
-// reserves/claims for the whole launch, all blocks copy their share with wide accesses, the last
-// block to finish publishes the result (and releases a pop's slots), in the same launch.
+// The kernels the host API launches. One launch per operation, all blocks copying their share with
+// wide accesses. A push: the first block to arrive reserves for the whole launch and publishes the
+// reservation. A pop: one block does everything, or each block scans and copies its share and the
+// last one claims (pop_kernel). The last block to finish publishes the result (and releases a pop's
+// slots), in the same launch.
 #pragma once
 
 #include <pbm/detail/block_ops.cuh>

@@ -17,8 +17,9 @@ struct alignas(64) ResultSlot {
   std::uint8_t pad[64 - 24];
 };
 
-/// In device memory, one per ResultSlot. The first block to arrive makes the launch's single
-/// reservation or claim and publishes it here; the last block to finish resets the cell.
+/// In device memory, one per ResultSlot. A push's first block to arrive publishes the launch's
+/// reservation here (arrived, ready, base, count, error); a pop's blocks leave what they read and
+/// found (from_max, from_min_inverted, gap_inverted, error). The last block to finish resets the cell.
 /// A slot (and so its cell) is reused only after the host saw `done`, so launches never share one.
 struct alignas(64) LaunchCell {
   unsigned int arrived;
