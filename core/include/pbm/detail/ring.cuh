@@ -204,11 +204,6 @@ PBM_HD inline bool is_committed(RingView v, uint64_t position) noexcept {
   return atomic_ref<uint64_t>(v.seq[v.slot_of(position)]).load(acquire) == position + 1;
 }
 
-/// is_committed with a relaxed load: for scans that issue many loads and then one acquire fence.
-PBM_HD inline bool is_committed_relaxed(RingView v, uint64_t position) noexcept {
-  return atomic_ref<uint64_t>(v.seq[v.slot_of(position)]).load(relaxed) == position + 1;
-}
-
 /// Length of the run of committed records starting at `from`, at most `max`.
 PBM_HD inline uint64_t committed_prefix(RingView v, uint64_t from, uint64_t max) noexcept {
   uint64_t k = 0;
