@@ -141,6 +141,42 @@ TEST(Ring, UncommittedRecordStopsThePrefix) {
   EXPECT_EQ(pbm::detail::pop_bulk(ring.view, out.data(), 8), 2u);
 }
 
+/// A request of 2^63 or more records (the detail API takes any uint64_t) is a request for more than
+/// fits: it takes what fits and counts the rest as dropped, with no signed overflow.
+class RingHugeRequest : public ::testing::TestWithParam<std::uint64_t> {};
+
+TEST_P(RingHugeRequest, TakesAtMostWhatFitsAndCountsTheRestAsDropped) {
+  std::uint64_t const n = GetParam();
+  HostRing ring(8, sizeof(Rec));
+  std::vector<Rec> three{make(6, 0), make(6, 1), make(6, 2)};
+  ASSERT_EQ(pbm::detail::push_n(ring.view, three.data(), 3), 3u);
+  std::uint64_t base = 0;
+  EXPECT_EQ(pbm::detail::reserve(ring.view, n, &base), 5u) << "granted beyond the free slots";
+  EXPECT_EQ(base, 3u);
+  auto c = pbm::detail::read_counters(ring.header());
+  EXPECT_EQ(c.reserve, 8u) << "reserve moved past capacity";
+  EXPECT_EQ(c.dropped, n - 5) << "the records that found no slot are dropped";
+  EXPECT_EQ(ring.header().free_slots, 0);
+  for (std::uint64_t i = 0; i < 5; ++i) pbm::detail::commit(ring.view, base + i);
+
+  // Full now: the same request is refused whole, and counted whole.
+  EXPECT_EQ(pbm::detail::reserve(ring.view, n, &base), 0u);
+  c = pbm::detail::read_counters(ring.header());
+  EXPECT_EQ(c.reserve, 8u);
+  EXPECT_EQ(c.dropped, (n - 5) + n);  // wraps mod 2^64 like the counter
+  EXPECT_EQ(ring.header().free_slots, 0);
+
+  // Still a working ring: all 8 come out in order and their slots come back.
+  auto const got = pop(ring.view, 100);
+  ASSERT_EQ(got.size(), 8u);
+  for (std::uint32_t i = 0; i < 3; ++i) EXPECT_EQ(got[i].seq, i);
+  EXPECT_EQ(ring.header().free_slots, 8);
+  EXPECT_EQ(pbm::detail::read_counters(ring.header()).release, 8u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, RingHugeRequest,
+                         ::testing::Values(1ull << 63, ~0ull, (1ull << 63) - 1, (1ull << 63) - 4000));
+
 /// Wrap-around past capacity many times, with a capacity that is not a power of two, starting at
 /// positions just below 2^32 and 2^64 so both boundaries are crossed.
 class RingWrap : public ::testing::TestWithParam<std::uint64_t> {};

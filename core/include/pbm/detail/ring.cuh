@@ -120,19 +120,24 @@ PBM_HD inline DeviceError validate(RingHeader const& h, uint32_t expected_stride
 /// Room above which producers take slots with one fetch_sub; below it they use a CAS loop.
 inline constexpr int64_t kFastPathMargin = 4096;
 
-/// Takes up to n slots from free_slots; returns how many (0..n).
+/// The most one request asks free_slots for: free_slots never exceeds capacity, and the signed
+/// arithmetic of take_slots must not overflow whatever n a caller of the detail API passes.
+inline constexpr uint64_t kMaxRequest = uint64_t{1} << 62;
+
+/// Takes up to n slots from free_slots; returns how many (0..min(n, capacity)).
 /// Plenty of room: one fetch_sub (what overshoots is given back). Little room: a CAS loop that
 /// never drives the count below zero, so producers hammering a full mailbox only read it. (With
 /// fetch_sub-and-give-back alone, thousands of failing producers keep the count transiently
 /// negative and starve everyone: seen on an H100 with 12k threads.)
 PBM_HD inline uint64_t take_slots(RingView v, uint64_t n) noexcept {
   atomic_ref<int64_t> free_slots(v.header->free_slots);
-  int64_t const want = static_cast<int64_t>(n);
+  uint64_t const most = v.capacity < kMaxRequest ? v.capacity : kMaxRequest;
+  int64_t const want = static_cast<int64_t>(n < most ? n : most);
   int64_t cur = free_slots.load(relaxed);
   if (cur >= want + kFastPathMargin) {
     // acq_rel: pairs with consumers' release of free_slots, so our writes land after their reads.
     int64_t const before = free_slots.fetch_sub(want, acq_rel);
-    if (before >= want) return n;
+    if (before >= want) return static_cast<uint64_t>(want);
     free_slots.fetch_add(want, relaxed);  // overshot: give back, take the careful path
     cur = free_slots.load(relaxed);
   }
@@ -143,8 +148,8 @@ PBM_HD inline uint64_t take_slots(RingView v, uint64_t n) noexcept {
   return 0;
 }
 
-/// Takes up to n slots; returns how many (0..n) and their first position in *base.
-/// The n - k records that got no slot are counted as dropped.
+/// Takes up to n slots (any n: never more than fit); returns how many (0..n) and their first
+/// position in *base. The n - k records that got no slot are counted as dropped.
 PBM_HD inline uint64_t reserve(RingView v, uint64_t n, uint64_t* base) noexcept {
   if (n == 0) return 0;
   uint64_t const got = take_slots(v, n);
