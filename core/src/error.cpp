@@ -15,6 +15,15 @@ std::string describe(cudaError_t code, char const* expr, char const* file, int l
 cuda_error::cuda_error(cudaError_t code, char const* expr, char const* file, int line)
     : std::runtime_error(describe(code, expr, file, line)), code_(code) {}
 
+stall_error::stall_error(std::uint64_t count, std::uint64_t position)
+    : std::runtime_error("pbm: mailbox stalled: an earlier claim at position " + std::to_string(position) +
+                         " was never released (its pop stopped between claim and release); this pop's " +
+                         std::to_string(count) +
+                         " records were copied and are valid, but the mailbox cannot free slots any more: "
+                         "drain and recreate it"),
+      count_(count),
+      position_(position) {}
+
 namespace detail {
 void throw_cuda_error(cudaError_t code, char const* expr, char const* file, int line) {
   throw cuda_error(code, expr, file, line);

@@ -173,6 +173,7 @@ std::uint64_t OpHandle::wait(WaitPolicy policy) const {
   }
   auto const* slot = static_cast<detail::ResultSlot const volatile*>(completion_->host);
   auto const error = static_cast<DeviceError>(slot->error);
+  if (error == DeviceError::release_stalled) throw stall_error(slot->count, slot->stalled_at);
   if (error != DeviceError::none) throw header_error(std::string("pbm: mailbox header invalid: ") + to_string(error));
   return slot->count;
 }

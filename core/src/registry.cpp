@@ -38,12 +38,16 @@ Stats MailboxState::stats() {
   now.popped = s->release - initial;
   now.dropped = s->dropped;
   now.pop_calls = s->pop_calls;
+  now.claimed = s->consume - initial;
+  std::uint64_t const gap = s->pop_gap;  // 1 + the position a pop stopped at, 0: none
   std::lock_guard<std::mutex> lock(mutex_);
   last_.pushed = std::max(last_.pushed, now.pushed);
   last_.popped = std::max(last_.popped, now.popped);
   last_.dropped = std::max(last_.dropped, now.dropped);
   last_.pop_calls = std::max(last_.pop_calls, now.pop_calls);
+  last_.claimed = std::max(last_.claimed, now.claimed);
   last_.occupancy = last_.pushed >= last_.popped ? last_.pushed - last_.popped : 0;
+  last_.head_uncommitted = gap != 0 && gap - 1 == last_.claimed && last_.pushed > last_.claimed;
   last_.capacity = capacity;
   last_.stride = stride;
   return last_;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -176,6 +177,67 @@ TEST_P(RingHugeRequest, TakesAtMostWhatFitsAndCountsTheRestAsDropped) {
 
 INSTANTIATE_TEST_SUITE_P(Sizes, RingHugeRequest,
                          ::testing::Values(1ull << 63, ~0ull, (1ull << 63) - 1, (1ull << 63) - 4000));
+
+/// A consumer that claimed and never released (killed mid-pop) must not hang the pops after it:
+/// they give up after the bound with release_stalled, still delivering their own records, and
+/// leave the ring consistent (nothing lost, nothing popped twice, the stalled slots never reused).
+TEST(Ring, PopAfterAClaimNeverReleasedReturnsWithinBoundedTime) {
+  constexpr std::uint64_t kOrigin = ~0ull - 2;  // the reported position is absolute
+  HostRing ring(8, sizeof(Rec), kOrigin);
+  std::vector<Rec> four{make(8, 0), make(8, 1), make(8, 2), make(8, 3)};
+  ASSERT_EQ(pbm::detail::push_n(ring.view, four.data(), 4), 4u);
+  std::uint64_t dead_base = 0;
+  ASSERT_EQ(pbm::detail::claim(ring.view, 2, &dead_base), 2u);  // never released
+  constexpr std::uint64_t kBound = 50'000'000;  // 50 ms
+
+  std::atomic<bool> done{false};
+  std::uint64_t got = 0;
+  pbm::PopStatus status{pbm::DeviceError::none, 0};
+  std::vector<Rec> out(8);
+  auto const start = std::chrono::steady_clock::now();
+  std::thread second([&] {
+    got = pbm::detail::pop_bulk(ring.view, out.data(), 8, &status, kBound);
+    done = true;
+  });
+  while (!done && std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  bool const returned = done;
+  if (!returned) pbm::detail::release_in_order(ring.view, dead_base, 2);  // unblock it to end the test
+  second.join();
+  ASSERT_TRUE(returned) << "the pop waited for the dead claim for 10 s";
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50)) << "gave up before the bound";
+  EXPECT_EQ(status.error, pbm::DeviceError::release_stalled);
+  EXPECT_EQ(status.stalled_at, dead_base);
+  EXPECT_EQ(dead_base, kOrigin);
+  ASSERT_EQ(got, 2u) << "the stalled pop still delivers what it claimed";
+  EXPECT_EQ(out[0].seq, 2u);
+  EXPECT_EQ(out[1].seq, 3u);
+
+  // The ring: everything claimed, nothing released, no slot given back.
+  auto c = pbm::detail::read_counters(ring.header());
+  EXPECT_EQ(c.consume - kOrigin, 4u);
+  EXPECT_EQ(c.release - kOrigin, 0u);
+  EXPECT_EQ(c.pop_calls, 0u);
+  EXPECT_EQ(ring.header().free_slots, 4);
+  // Producers fill the 4 free slots and no more; the claimed slots are never overwritten.
+  std::vector<Rec> more{make(9, 0), make(9, 1), make(9, 2), make(9, 3), make(9, 4)};
+  EXPECT_EQ(pbm::detail::push_n(ring.view, more.data(), 5), 4u);
+  EXPECT_EQ(pbm::detail::read_counters(ring.header()).dropped, 1u);
+  // A later pop drains them, and also stalls; an empty pop does not wait.
+  got = pbm::detail::pop_bulk(ring.view, out.data(), 8, &status, 0);
+  ASSERT_EQ(got, 4u);
+  EXPECT_EQ(status.error, pbm::DeviceError::release_stalled);
+  for (std::uint32_t i = 0; i < 4; ++i) EXPECT_EQ(out[i].producer * 100 + out[i].seq, 900u + i);
+  EXPECT_EQ(pbm::detail::pop_bulk(ring.view, out.data(), 8, &status, 0), 0u);
+  EXPECT_EQ(status.error, pbm::DeviceError::none);
+
+  // A dead claimant that comes back late releases its own claim; the abandoned ones stay claimed.
+  EXPECT_TRUE(pbm::detail::release_in_order(ring.view, dead_base, 2, ~0ull, 0));
+  c = pbm::detail::read_counters(ring.header());
+  EXPECT_EQ(c.release - kOrigin, 2u);
+  EXPECT_EQ(c.consume - kOrigin, 8u);
+  EXPECT_EQ(ring.header().free_slots, 2);
+}
 
 /// Wrap-around past capacity many times, with a capacity that is not a power of two, starting at
 /// positions just below 2^32 and 2^64 so both boundaries are crossed.

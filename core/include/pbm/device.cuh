@@ -111,7 +111,13 @@ __device__ inline bool block_push(MailboxRef ref, void const* rec, bool active =
 /// with wide coalesced accesses by all threads, and releases their slots. Returns the count to
 /// every thread. dst must hold max_records × stride bytes and be 4-byte aligned (16 for the
 /// widest copies). Uses a few words of static shared memory; contains __syncthreads().
-__device__ inline uint64_t block_pop(MailboxRef ref, void* dst, uint64_t max_records) {
+/// Releasing waits for earlier claims; if one is never released (its kernel was killed), it gives
+/// up after about a second (detail::kReleaseWaitNs): the records returned are still valid but their
+/// slots stay claimed, and `status` (when not null; every thread gets it) says
+/// DeviceError::release_stalled with the position that was never released. The mailbox is then
+/// stalled for good (see "Stalls" in detail/ring.cuh).
+__device__ inline uint64_t block_pop(MailboxRef ref, void* dst, uint64_t max_records, PopStatus* status = nullptr) {
+  __shared__ PopStatus s_status;
   detail::RingView const v = ref.view();
   uint64_t base = 0;
   uint64_t const k = detail::block_claim(v, max_records, &base);
@@ -120,8 +126,13 @@ __device__ inline uint64_t block_pop(MailboxRef ref, void* dst, uint64_t max_rec
   detail::copy_out(v, static_cast<unsigned char*>(dst), base, 0, k, t, nthreads);
   __threadfence();
   __syncthreads();  // every read of the claimed slots is done before they are released
-  if (t == 0 && k != 0) detail::release_in_order(v, base, k);
-  __syncthreads();
+  if (t == 0) {
+    s_status = PopStatus{DeviceError::none, 0};
+    if (k != 0 && !detail::release_in_order(v, base, k, ~uint64_t{0}, detail::kReleaseWaitNs, &s_status.stalled_at))
+      s_status.error = DeviceError::release_stalled;
+  }
+  __syncthreads();  // (a next call rewrites s_status only after block_claim's barriers)
+  if (status != nullptr) *status = s_status;
   return k;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -24,6 +25,24 @@ class cuda_error : public std::runtime_error {
 class header_error : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+/// A pop gave up waiting for an earlier pop's claim to be released (about a second): that claimant
+/// stopped between claim and release (its kernel killed or faulted, e.g. on a peer GPU). This pop's
+/// count() records were copied to its destination and are valid, but its slots stay claimed. The
+/// mailbox is stalled for good: what it holds can still be popped (each pop waiting out the bound
+/// and throwing this), new records are refused once the free slots are used; recreate it.
+class stall_error : public std::runtime_error {
+ public:
+  stall_error(std::uint64_t count, std::uint64_t position);
+  /// Records this pop copied to its destination (valid, in FIFO order).
+  std::uint64_t count() const noexcept { return count_; }
+  /// The first record never released, counted from the mailbox's initialisation (Stats::popped stops there).
+  std::uint64_t position() const noexcept { return position_; }
+
+ private:
+  std::uint64_t count_;
+  std::uint64_t position_;
 };
 
 namespace detail {

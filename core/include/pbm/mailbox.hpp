@@ -31,14 +31,27 @@ struct MailboxState;
 }  // namespace detail
 
 /// Counters and positions of a mailbox, from the stats snapshot in mapped host memory.
+///
+/// Stalls (see "Stalls" in pbm/detail/ring.cuh): a record reserved and never committed (a producer
+/// kernel killed between reserve and commit), or records claimed and never released (a pop's kernel
+/// killed between claim and release), stop the mailbox for good; nothing in it times out on its own.
+/// A stalled commit: pops return 0 while head_uncommitted stays true and claimed stays put. A stalled
+/// release: claimed - popped stays above 0 and pops throw pbm::stall_error after about a second.
+/// Both also happen for an instant in normal operation, so look for them across snapshots.
 struct Stats {
   std::uint64_t pushed = 0;     // records that went in (reserved) since initialisation
   std::uint64_t popped = 0;     // records fully popped (slots released)
   std::uint64_t dropped = 0;    // records refused because the mailbox was full
-  std::uint64_t pop_calls = 0;  // non-empty pops
+  std::uint64_t pop_calls = 0;  // non-empty pops that released their slots
   std::uint64_t occupancy = 0;  // pushed - popped: records in the mailbox or being popped
   std::uint64_t capacity = 0;
   std::uint32_t stride = 0;
+  std::uint64_t claimed = 0;    // records claimed by pops: popped + being copied out (or stalled)
+  /// The last host-launched pop that took fewer records than it asked for stopped at record `claimed`
+  /// (the head), which had been reserved (pushed > claimed) but was not committed, and no pop has
+  /// claimed past it since. True for a moment while a producer writes; if it stays true while pops
+  /// return 0, that record will never be committed.
+  bool head_uncommitted = false;
 };
 
 /// How PopHandle::wait and PushHandle::wait wait for the kernel.
@@ -68,8 +81,9 @@ class OpHandle {
   /// True once the kernel has published its count. Never synchronises; no CUDA call.
   bool ready() const;
   /// Waits for the kernel (see WaitPolicy) and returns the count of records pushed/popped.
-  /// Throws pbm::header_error when the device found the mailbox header invalid.
-  /// Synchronises with this operation only (an expected wait).
+  /// Throws pbm::header_error when the device found the mailbox header invalid, pbm::stall_error
+  /// when a pop gave up waiting for an earlier claim that was never released (its records were
+  /// still popped: stall_error::count()). Synchronises with this operation only (an expected wait).
   std::uint64_t wait(WaitPolicy policy = {}) const;
   /// Makes `stream` wait for the operation (cudaStreamWaitEvent). Does not synchronise the host.
   void wait_on(cudaStream_t stream) const;
@@ -126,6 +140,9 @@ class Mailbox {
   /// one event record on `stream`. Does not synchronise; the handle gives the count. The bytes of
   /// dst past count × stride are unspecified afterwards: a pop of more than 64 KiB copies ahead of
   /// its claim, and may leave records there that it did not take.
+  /// A pop stops at a record that was reserved and never committed, and gives up releasing its
+  /// slots after about a second when an earlier pop never released its own (wait() then throws
+  /// pbm::stall_error); either stalls the mailbox for good (see Stats).
   PopHandle pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
                            unsigned long long* device_count = nullptr);
 

@@ -24,13 +24,18 @@ struct LaunchTarget {
 
 /// Thread 0 of every block: the first block runs `first` (which returns the launch's count and
 /// error) and publishes; the others wait for it. Returns, in shared memory, base/count/error.
+/// A pop also reports where a stalled release stopped (stalled_at) and where its scan stopped
+/// (gap: 1 + position - origin, 0 when it took all it asked for).
 struct Published {
   unsigned long long base;
   unsigned long long count;
   std::uint32_t error;
+  unsigned long long stalled_at;
+  unsigned long long gap;
 };
 
-__device__ inline void write_snapshot(RingView v, StatsSnapshot* snap, std::uint32_t error) {
+__device__ inline void write_snapshot(RingView v, StatsSnapshot* snap, std::uint32_t error,
+                                      unsigned long long gap = 0) {
   if (snap == nullptr) return;
   Counters const c = read_counters(*v.header);
   volatile StatsSnapshot* s = snap;
@@ -41,11 +46,27 @@ __device__ inline void write_snapshot(RingView v, StatsSnapshot* snap, std::uint
   s->pop_calls = c.pop_calls;
   s->initial_position = v.header->initial_position;
   if (error != 0) s->error = error;  // written, never read back: device reads of host memory are slow
+  if (gap != 0) s->pop_gap = gap;
+}
+
+/// Thread 0 of a pop's last block: releases [base, base + k) (bounded: see release_in_order) and
+/// says what to publish. max: what the pop asked for, capped at capacity.
+__device__ inline Published release_pop(RingView v, uint64_t base, uint64_t k, uint64_t max, std::uint32_t error,
+                                        uint64_t seen = ~uint64_t{0}) {
+  Published p{base, k, error, 0, 0};
+  if (error != 0) return p;
+  if (k < max) p.gap = base + k - v.origin + 1;
+  uint64_t stalled_at = 0;
+  if (k != 0 && !release_in_order(v, base, k, seen, kReleaseWaitNs, &stalled_at)) {
+    p.error = static_cast<std::uint32_t>(DeviceError::release_stalled);
+    p.stalled_at = stalled_at - v.origin;
+  }
+  return p;
 }
 
 /// The last block: publishes count/error to the host and resets the cell for the slot's next use.
 __device__ inline void finish_launch(RingView v, LaunchTarget target, Published const& p) {
-  write_snapshot(v, target.snapshot, p.error);
+  write_snapshot(v, target.snapshot, p.error, p.gap);
   if (target.count_out != nullptr) *target.count_out = p.count;
   LaunchCell* cell = target.cell;
   cell->arrived = 0;
@@ -59,6 +80,7 @@ __device__ inline void finish_launch(RingView v, LaunchTarget target, Published 
     volatile ResultSlot* r = target.result;
     r->count = p.count;
     r->error = p.error;
+    r->stalled_at = p.stalled_at;
     __threadfence_system();  // everything above (cell reset included) is visible before `done`
     r->done = target.generation;
   }
@@ -107,7 +129,7 @@ __global__ void push_kernel(MailboxRef ref, unsigned char const* src, unsigned l
   __syncthreads();
   if (threadIdx.x == 0) {
     if (s_ticket == 0) {
-      Published p{0, 0, static_cast<std::uint32_t>(validate(*v.header, v.stride, v.capacity, v.origin))};
+      Published p{0, 0, static_cast<std::uint32_t>(validate(*v.header, v.stride, v.capacity, v.origin)), 0, 0};
       if (p.error == 0) {
         uint64_t b = 0;
         p.count = reserve(v, n, &b);
@@ -144,10 +166,7 @@ __device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned lo
   copy_out(v, dst, base, 0, k, threadIdx.x, blockDim.x);
   __threadfence();  // the copy's reads (and thread 0's load of `release`) are done before the slots go back
   __syncthreads();
-  if (threadIdx.x == 0) {
-    if (k != 0) release_in_order(v, base, k, seen);
-    finish_launch(v, target, Published{base, k, error});
-  }
+  if (threadIdx.x == 0) finish_launch(v, target, release_pop(v, base, k, max, error, seen));
 }
 
 /// Pops up to max records into dst (device memory), FIFO: the longest committed prefix.
@@ -226,10 +245,7 @@ __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long lon
   }
   __syncthreads();
   if (s_claimed) {
-    if (threadIdx.x == 0) {
-      if (s_count != 0) release_in_order(v, s_from, s_count);
-      finish_launch(v, target, Published{s_from, s_count, s_error});
-    }
+    if (threadIdx.x == 0) finish_launch(v, target, release_pop(v, s_from, s_count, max, s_error));
     return;
   }
   // Another consumer claimed meanwhile: what the blocks copied may be stale. Start over alone.
@@ -238,10 +254,7 @@ __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long lon
   copy_out(v, dst, base, 0, k, threadIdx.x, blockDim.x);
   __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) {
-    if (k != 0) release_in_order(v, base, k);
-    finish_launch(v, target, Published{base, k, 0});
-  }
+  if (threadIdx.x == 0) finish_launch(v, target, release_pop(v, base, k, max, 0));
 }
 
 /// Initialises a mailbox header and its slot words (grid-stride), positions starting at initial.

@@ -14,7 +14,8 @@ struct alignas(64) ResultSlot {
   std::uint32_t error;  // DeviceError
   std::uint32_t reserved;
   std::uint64_t done;
-  std::uint8_t pad[64 - 24];
+  std::uint64_t stalled_at;  // with release_stalled: the position never released, counted from initial_position
+  std::uint8_t pad[64 - 32];
 };
 
 /// In device memory, one per ResultSlot. A push's first block to arrive publishes the launch's
@@ -46,6 +47,9 @@ struct alignas(64) StatsSnapshot {
   std::uint64_t initial_position;
   std::uint32_t error;   // last DeviceError seen by a launch
   std::uint32_t reserved;
+  // 1 + (position - initial_position) of the record the last pop that took fewer than it asked
+  // for stopped at (not committed when it scanned); 0 before any such pop. Stats::head_uncommitted.
+  std::uint64_t pop_gap;
 };
 
 }  // namespace pbm::detail

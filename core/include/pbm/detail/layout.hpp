@@ -64,6 +64,7 @@ enum class DeviceError : std::uint32_t {
   bad_version = 2,    // initialised by an incompatible pbm
   stride_mismatch = 3,  // caller's stride differs from the header's
   bad_geometry = 4,   // capacity/stride in the header are out of range
+  release_stalled = 5,  // a pop gave up waiting for an earlier claim to be released (see ring.cuh)
 };
 
 /// Human-readable name of a DeviceError.
@@ -74,8 +75,18 @@ constexpr char const* to_string(DeviceError e) noexcept {
     case DeviceError::bad_version: return "unsupported header layout version";
     case DeviceError::stride_mismatch: return "record stride does not match the mailbox header";
     case DeviceError::bad_geometry: return "capacity or stride in the header out of range";
+    case DeviceError::release_stalled: return "an earlier claim was never released (mailbox stalled)";
   }
   return "unknown";
 }
+
+/// What a pop reports besides its count (device API and ring). With DeviceError::release_stalled
+/// the pop's records were copied out and are valid, but its slots stay claimed: see
+/// detail::release_in_order. stalled_at is then the first position never released (absolute, as
+/// in the header; subtract initial_position to count from initialisation).
+struct PopStatus {
+  DeviceError error;
+  std::uint64_t stalled_at;
+};
 
 }  // namespace pbm

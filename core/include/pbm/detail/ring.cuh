@@ -14,6 +14,17 @@
 //    up to max, claim it with one CAS on `consume`, copy, then release in claim order
 //    (wait until `release` == own base, store base + k, give the slots back to free_slots).
 //    In-order release is what makes free_slots a sound count of reusable slots.
+//
+// Stalls. Both sides assume that whoever took a position finishes with it. If a producer stops
+// between reserve and commit (its kernel killed or faulted, e.g. on a peer GPU), every pop stops at
+// that record for good: pops return what precedes it, then 0; producers go on until the mailbox is
+// full, then drop. If a consumer stops between claim and release, `release` stops at its claim:
+// later pops still claim and copy, but release_in_order cannot give their slots back. It waits at
+// most kReleaseWaitNs, then returns the pop's records with DeviceError::release_stalled and
+// leaves that pop's claim unreleased (its slots are never rewritten, so nothing is lost or
+// duplicated). Neither stall is recoverable in place: positions past it never free, so the mailbox
+// drains what it holds (each pop after a stalled release waits out the bound) and then refuses
+// every push. Stats::head_uncommitted and Stats::claimed - Stats::popped show them on the host.
 #pragma once
 
 #include <pbm/detail/config.hpp>
@@ -24,6 +35,7 @@
 #include <vector_types.h>
 
 #if !PBM_DEVICE_CODE
+#include <chrono>
 #include <thread>
 #endif
 
@@ -47,6 +59,19 @@ PBM_HD inline void backoff() noexcept {
   __nanosleep(64);
 #else
   std::this_thread::yield();
+#endif
+}
+
+/// A clock in nanoseconds, for bounding waits: the GPU's global timer, or steady_clock on the host.
+PBM_HD inline uint64_t now_ns() noexcept {
+#if PBM_DEVICE_CODE
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+#else
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 #endif
 }
 
@@ -241,27 +266,55 @@ PBM_HD inline uint64_t claim(RingView v, uint64_t max, uint64_t* base) noexcept 
   }
 }
 
+/// How long release_in_order waits for earlier claims by default: about a second, and never fewer
+/// than kReleaseWaitNs >> 10 backoff rounds, so a run slowed down as a whole (sanitizers) waits
+/// longer rather than giving up on a claimant that is merely slow.
+inline constexpr uint64_t kReleaseWaitNs = 1'000'000'000;
+
 /// Gives the claimed slots back, in claim order: waits for earlier claims to be released first.
-/// The earlier claimers have already claimed, so they are running and will get here.
+/// Returns true once released. The earlier claimants have claimed, so they are running and will get
+/// here, unless one was killed: after wait_ns (and wait_ns >> 10 rounds) it gives up and returns
+/// false without touching the ring (this claim stays unreleased: see "Stalls" above), with the
+/// first position never released in *stalled_at.
 /// `seen`: a value of `release` the caller loaded after its claim and ordered before this call
 /// (e.g. a relaxed load followed by a fence), or anything else: when it equals base, every earlier
 /// claim is released and only this claimant can move `release`, so the wait is skipped.
-PBM_HD inline void release_in_order(RingView v, uint64_t base, uint64_t k, uint64_t seen = ~uint64_t{0}) noexcept {
+PBM_HD inline bool release_in_order(RingView v, uint64_t base, uint64_t k, uint64_t seen = ~uint64_t{0},
+                                    uint64_t wait_ns = kReleaseWaitNs, uint64_t* stalled_at = nullptr) noexcept {
   atomic_ref<uint64_t> rel(v.header->release);
-  if (seen != base || base == ~uint64_t{0})
-    while (rel.load(acquire) != base) backoff();
+  if (seen != base || base == ~uint64_t{0}) {
+    uint64_t r = rel.load(acquire);
+    if (r != base) {
+      uint64_t const start = now_ns();
+      uint64_t const min_rounds = wait_ns >> 10;
+      for (uint64_t round = 1; (r = rel.load(acquire)) != base; ++round) {
+        if (round >= min_rounds && round % 64 == 0 && now_ns() - start >= wait_ns) {
+          if (stalled_at != nullptr) *stalled_at = r;
+          return false;
+        }
+        backoff();
+      }
+    }
+  }
   rel.store(base + k, release_order);
   atomic_ref<int64_t>(v.header->free_slots).fetch_add(static_cast<int64_t>(k), release_order);
   atomic_ref<uint64_t>(v.header->pop_calls).fetch_add(1, relaxed);
+  return true;
 }
 
-/// One thread pops up to max records into dst, FIFO. Returns how many.
-PBM_HD inline uint64_t pop_bulk(RingView v, void* dst, uint64_t max) noexcept {
+/// One thread pops up to max records into dst, FIFO. Returns how many. With `status`, reports
+/// DeviceError::release_stalled when release_in_order gave up after wait_ns (the records returned
+/// are still valid).
+PBM_HD inline uint64_t pop_bulk(RingView v, void* dst, uint64_t max, PopStatus* status = nullptr,
+                                uint64_t wait_ns = kReleaseWaitNs) noexcept {
   uint64_t base = 0;
   uint64_t const k = claim(v, max, &base);
   auto* out = static_cast<unsigned char*>(dst);
   for (uint64_t i = 0; i < k; ++i) copy_record(out + i * v.stride, v.record(v.slot_of(base + i)), v.stride);
-  if (k != 0) release_in_order(v, base, k);
+  PopStatus result{DeviceError::none, 0};
+  if (k != 0 && !release_in_order(v, base, k, ~uint64_t{0}, wait_ns, &result.stalled_at))
+    result.error = DeviceError::release_stalled;
+  if (status != nullptr) *status = result;
   return k;
 }
 
