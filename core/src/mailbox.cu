@@ -198,6 +198,12 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     : owns_memory_(external == nullptr), name_(std::move(name)) {
   PBM_NVTX_RANGE(alloc, construct);
   validate_geometry(capacity, stride);
+  if (external != nullptr) {
+    // Before any CUDA call: a header short of RingHeader's alignment (alignas(128), 64-bit atomics)
+    // would fault on the device with a sticky error instead of being refused here.
+    detail::check_aligned(external->header, alignof(RingHeader), "mailbox header");
+    detail::check_aligned(external->payload, kStrideAlignment, "mailbox payload");
+  }
   int count = 0;
   PBM_CUDA_TRY(cudaGetDeviceCount(&count));
   device_ = device < 0 ? current_device() : device;

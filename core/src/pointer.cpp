@@ -82,6 +82,12 @@ Location locate(void const* ptr, char const* what) {
 
 }  // namespace
 
+void check_aligned(void const* ptr, std::size_t alignment, char const* what) {
+  PBM_EXPECTS(ptr != nullptr, std::string(what) + " is null");
+  PBM_EXPECTS(reinterpret_cast<std::uintptr_t>(ptr) % alignment == 0,
+              std::string(what) + " " + hex(ptr) + " is not " + std::to_string(alignment) + "-byte aligned");
+}
+
 void check_device_buffer(void const* ptr, std::uint64_t bytes, int device, char const* what) {
   PBM_EXPECTS(ptr != nullptr || bytes == 0, std::string(what) + " is null");
   if (bytes == 0) return;

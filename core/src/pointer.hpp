@@ -4,10 +4,15 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
 namespace pbm::detail {
+
+/// Throws std::invalid_argument naming the pointer unless it is non-null and `alignment`-byte
+/// aligned. No CUDA call.
+void check_aligned(void const* ptr, std::size_t alignment, char const* what);
 
 /// Throws std::invalid_argument unless [ptr, ptr + bytes) is device (or managed) memory of
 /// `device` inside one allocation, 4-byte aligned. `what` names the argument in the message.

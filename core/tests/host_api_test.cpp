@@ -61,6 +61,31 @@ TEST(HostApi, MissingDeviceIsAClearError) {
   }
 }
 
+TEST(HostApi, AdoptRejectsMisalignedMemoryBeforeAnyCudaCall) {
+  // 4-byte aligned, not 8: the header's 64-bit atomics would fault (a sticky CUDA error). The
+  // check needs no device, so it holds here with or without a GPU.
+  auto message = [](void* header, void* payload) -> std::string {
+    try {
+      pbm::Mailbox::adopt(header, payload, 16, 16, 0, "misaligned", false);
+    } catch (std::invalid_argument const& e) {
+      return e.what();
+    }
+    return "no std::invalid_argument";
+  };
+  auto* const header = reinterpret_cast<void*>(std::uintptr_t{0x7f0000010004});
+  auto* const payload = reinterpret_cast<void*>(std::uintptr_t{0x7f0000020000});
+  std::string const what = message(header, payload);
+  EXPECT_NE(what.find("mailbox header 0x7f0000010004"), std::string::npos) << what;
+  EXPECT_NE(what.find(std::to_string(alignof(pbm::RingHeader)) + "-byte aligned"), std::string::npos) << what;
+  std::string const at64 = message(reinterpret_cast<void*>(std::uintptr_t{0x7f0000010040}), payload);
+  EXPECT_NE(at64.find("aligned"), std::string::npos) << at64;
+  std::string const odd_payload = message(reinterpret_cast<void*>(std::uintptr_t{0x7f0000010000}),
+                                          reinterpret_cast<void*>(std::uintptr_t{0x7f0000020002}));
+  EXPECT_NE(odd_payload.find("mailbox payload 0x7f0000020002 is not 4-byte aligned"), std::string::npos)
+      << odd_payload;
+  EXPECT_NE(message(nullptr, payload).find("mailbox header is null"), std::string::npos);
+}
+
 TEST(HostApi, CudaErrorNamesTheCallTheErrorAndTheLine) {
   pbm::cuda_error const e(cudaErrorInvalidValue, "cudaFoo(x)", "file.cu", 42);
   std::string const what = e.what();

@@ -171,7 +171,9 @@ class Mailbox {
   /// both on `device`. With `initialize`, initialises the header (synchronises, like the
   /// constructor). Without, the header must have been initialised for this capacity and stride:
   /// every kernel validates it, and an operation on a bad header changes nothing and reports
-  /// pbm::header_error from wait(). Throws std::invalid_argument for bad geometry or pointers.
+  /// pbm::header_error from wait(). Throws std::invalid_argument for bad geometry or pointers (a
+  /// header not aligned to alignof(RingHeader) = 128 bytes, a payload not aligned to 4), checked
+  /// before any CUDA call.
   static Mailbox adopt(void* header, void* payload, std::uint64_t capacity_records, std::uint32_t record_stride,
                        int device, std::string name, bool initialize);
 
