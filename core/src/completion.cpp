@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 
 namespace pbm::detail {
 
@@ -71,6 +72,8 @@ struct CompletionPool::Chunk {
 
 CompletionPool::CompletionPool(int device) : device_(device) { grow(); }
 
+CompletionPool::CompletionPool(std::vector<Completion*> items) : device_(-1), growable_(false), free_(std::move(items)) {}
+
 CompletionPool::~CompletionPool() = default;
 
 std::size_t CompletionPool::size() const noexcept {
@@ -92,7 +95,10 @@ Completion* CompletionPool::acquire() {
     free_.insert(free_.end(), done, pending_.end());
     pending_.erase(done, pending_.end());
   }
-  if (free_.empty()) grow();
+  if (free_.empty()) {
+    if (!growable_) throw std::runtime_error("pbm: completion pool exhausted");
+    grow();
+  }
   Completion* c = free_.back();
   free_.pop_back();
   ++c->generation;

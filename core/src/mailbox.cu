@@ -35,16 +35,6 @@ unsigned grid_for(std::uint64_t bytes, int multiprocessors) {
   return static_cast<unsigned>(std::clamp<std::uint64_t>(blocks, 1, most));
 }
 
-/// Launch failures leave the completion unused; the caller's handle never sees it.
-struct CompletionLease {
-  std::shared_ptr<CompletionPool> pool;
-  Completion* c;
-  bool launched = false;
-  ~CompletionLease() {
-    if (!launched) pool->release_unlaunched(c);
-  }
-};
-
 /// One push or pop: a completion from the pool, one kernel launch, one event record. The launch's
 /// own status is checked (not cudaGetLastError, which would also report an earlier failure of the
 /// caller's and costs a runtime call on every operation).
@@ -53,20 +43,15 @@ OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTa
                    std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
                    std::shared_ptr<CompletionPool> const& pool, StatsSnapshot* snapshot,
                    unsigned long long* device_count) {
-  CompletionLease lease{pool, pool->acquire()};
-  LaunchTarget target{lease.c->cell, lease.c->mapped, lease.c->generation, snapshot, device_count};
   unsigned long long count = records;
-  void* args[] = {&ref, &data, &count, &target};
-  cudaError_t const launched = cudaLaunchKernel(reinterpret_cast<void const*>(kernel),
-                                                dim3(grid_for(records * stride, multiprocessors)), dim3(kThreads),
-                                                args, 0, stream);
-  if (launched != cudaSuccess) {
-    static_cast<void>(cudaGetLastError());  // this launch's error is reported below, not later
-    PBM_CUDA_TRY(launched);
-  }
-  PBM_CUDA_TRY(cudaEventRecord(lease.c->event, stream));
-  lease.launched = true;
-  return LaunchAccess::make(pool, lease.c, records);
+  auto const launch = [&](Completion* c) {
+    LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count};
+    void* args[] = {&ref, &data, &count, &target};
+    return cudaLaunchKernel(reinterpret_cast<void const*>(kernel), dim3(grid_for(records * stride, multiprocessors)),
+                            dim3(kThreads), args, 0, stream);
+  };
+  auto const record = [&](Completion* c) { return cudaEventRecord(c->event, stream); };
+  return LaunchAccess::make(pool, launch_on_completion(*pool, launch, record), records);
 }
 }  // namespace
 }  // namespace detail

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <pbm/detail/launch.hpp>
+#include <pbm/error.hpp>
 
 #include <cuda_runtime_api.h>
 
@@ -29,6 +30,9 @@ struct Completion {
 class CompletionPool {
  public:
   explicit CompletionPool(int device);
+  /// For tests: a pool over completions the caller owns (host memory for their result slots), no
+  /// CUDA call; it never grows, acquire() throws std::runtime_error when none is reusable.
+  explicit CompletionPool(std::vector<Completion*> items);
   ~CompletionPool();
   CompletionPool(CompletionPool const&) = delete;
   CompletionPool& operator=(CompletionPool const&) = delete;
@@ -37,7 +41,8 @@ class CompletionPool {
   Completion* acquire();
   /// The handle that owned it is gone; reusable once its launch is done.
   void release(Completion* c) noexcept;
-  /// Its launch never started (launch failure): reusable at once.
+  /// Its launch never started (launch failure): reusable at once. Never for a launched kernel,
+  /// even if what followed the launch failed: that one goes to release().
   void release_unlaunched(Completion* c) noexcept;
 
   int device() const noexcept { return device_; }
@@ -48,10 +53,38 @@ class CompletionPool {
   void grow();
 
   int device_;
+  bool growable_ = true;
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::vector<Completion*> free_;
   std::vector<Completion*> pending_;  // released by their handle, launch maybe still running
 };
+
+/// One launch on a completion from `pool`: `launch(c)`, then `record(c)` (the event after the
+/// kernel), each returning a cudaError_t. Returns the completion for the caller's handle. Throws
+/// pbm::cuda_error when either fails. A failed launch gives the completion back at once; after a
+/// successful launch the kernel will still write its result slot and cell, so when the record
+/// fails it goes back as released (reused only once that kernel has published done).
+template <class Launch, class Record>
+Completion* launch_on_completion(CompletionPool& pool, Launch&& launch, Record&& record) {
+  struct Lease {
+    CompletionPool& pool;
+    Completion* c;
+    enum { unlaunched, launched, handed_over } state = unlaunched;
+    ~Lease() {
+      if (state == unlaunched) pool.release_unlaunched(c);
+      if (state == launched) pool.release(c);
+    }
+  } lease{pool, pool.acquire()};
+  cudaError_t const launched = launch(lease.c);
+  if (launched != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // this launch's error is reported below, not later
+    PBM_CUDA_TRY(launched);
+  }
+  lease.state = Lease::launched;
+  PBM_CUDA_TRY(record(lease.c));
+  lease.state = Lease::handed_over;
+  return lease.c;
+}
 
 }  // namespace pbm::detail
