@@ -207,7 +207,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
       PBM_CUDA_TRY(cudaMalloc(&payload_, capacity * stride));
     }
     PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&priority_least_, &priority_greatest_));
-    state_ = std::make_shared<detail::MailboxState>(name_, device_, capacity, stride);
+    state_.reset(new detail::MailboxState(name_, device_, capacity, stride));
     ref_ = MailboxRef(header_, payload_, capacity, stride, initial_position);
     pool_ = std::make_shared<detail::CompletionPool>(device_);
 
@@ -229,7 +229,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
     PBM_CUDA_TRY_NOEXCEPT(cudaStreamDestroy(stream));
     PBM_CUDA_TRY(launched);
     PBM_CUDA_TRY(synced);
-    detail::register_mailbox(state_);
+    detail::register_mailbox(state_.get());
   } catch (...) {
     release();
     throw;
@@ -246,7 +246,7 @@ void Mailbox::release() noexcept {
   if (owns_memory_ && header_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(header_));
   if (owns_memory_ && payload_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(payload_));
   header_ = payload_ = nullptr;
-  state_.reset();  // the registry holds it weakly; it frees the snapshot when the last reader is done
+  state_.reset();  // out of the registry first (waits for a scrape reading it), then freed here
   pool_.reset();  // handles still alive keep the pool (and their result slots) alive
   ref_ = MailboxRef{};
   delete guard;

@@ -64,35 +64,40 @@ void MailboxState::count_pop(StreamClass cls, std::uint64_t requested) noexcept 
 }
 
 namespace {
+// Never destroyed: a Mailbox that outlives static destruction still unregisters safely.
 std::mutex& registry_mutex() {
-  static std::mutex m;
-  return m;
+  static auto* m = new std::mutex;
+  return *m;
 }
-std::vector<std::weak_ptr<MailboxState>>& registry() {
-  static std::vector<std::weak_ptr<MailboxState>> r;
-  return r;
+std::vector<MailboxState*>& registry() {
+  static auto* r = new std::vector<MailboxState*>;
+  return *r;
 }
 }  // namespace
 
-void register_mailbox(std::shared_ptr<MailboxState> const& state) {
+void register_mailbox(MailboxState* state) {
   std::lock_guard<std::mutex> lock(registry_mutex());
-  auto& r = registry();
-  r.erase(std::remove_if(r.begin(), r.end(), [](auto const& w) { return w.expired(); }), r.end());
-  r.push_back(state);
+  registry().push_back(state);
+}
+
+void MailboxStateDeleter::operator()(MailboxState* state) const noexcept {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());  // waits for a reader of it to finish
+    auto& r = registry();
+    r.erase(std::remove(r.begin(), r.end(), state), r.end());
+  }
+  delete state;  // cudaFreeHost here, on the owner's thread
 }
 
 }  // namespace detail
 
 std::vector<MailboxInfo> mailboxes() {
-  std::vector<std::shared_ptr<detail::MailboxState>> live;
-  {
-    std::lock_guard<std::mutex> lock(detail::registry_mutex());
-    for (auto const& w : detail::registry())
-      if (auto s = w.lock()) live.push_back(std::move(s));
-  }
+  // Everything is copied under the lock: a mailbox is never freed while it is read, and a reader
+  // never holds one past this call.
+  std::lock_guard<std::mutex> lock(detail::registry_mutex());
   std::vector<MailboxInfo> out;
-  out.reserve(live.size());
-  for (auto const& s : live) {
+  out.reserve(detail::registry().size());
+  for (detail::MailboxState* s : detail::registry()) {
     MailboxInfo info;
     info.name = s->name;
     info.device = s->device;

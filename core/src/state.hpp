@@ -1,5 +1,7 @@
-// Per-mailbox state shared between a Mailbox and the registry: the stats snapshot in mapped host
-// memory and host-side call counters. Outlives the Mailbox while the registry reads it.
+// Per-mailbox state: the stats snapshot in mapped host memory and host-side call counters. Owned
+// by its Mailbox alone; the registry lists it and reads it under its lock, and the Mailbox takes
+// it out of the list (MailboxStateDeleter) before freeing it, so a reader (a Prometheus scrape)
+// never frees pinned memory.
 #pragma once
 
 #include <pbm/detail/launch.hpp>
@@ -40,7 +42,7 @@ struct MailboxState {
   Stats last_{};
 };
 
-/// Adds a mailbox to the registry (which holds it weakly).
-void register_mailbox(std::shared_ptr<MailboxState> const& state);
+/// Lists a mailbox's state in the registry until MailboxStateDeleter removes it.
+void register_mailbox(MailboxState* state);
 
 }  // namespace pbm::detail

@@ -28,6 +28,11 @@ class CompletionPool;
 struct Completion;
 struct LaunchAccess;
 struct MailboxState;
+/// Takes a mailbox's state out of the registry (under the registry's lock, so no reader is left),
+/// then frees it on the calling thread.
+struct MailboxStateDeleter {
+  void operator()(MailboxState* state) const noexcept;
+};
 }  // namespace detail
 
 /// Counters and positions of a mailbox, from the stats snapshot in mapped host memory.
@@ -196,7 +201,7 @@ class Mailbox {
   MailboxRef ref_{};
   void* header_ = nullptr;
   void* payload_ = nullptr;
-  std::shared_ptr<detail::MailboxState> state_;  // snapshot, counters; shared with the registry
+  std::unique_ptr<detail::MailboxState, detail::MailboxStateDeleter> state_;  // snapshot, counters; listed in the registry
   std::shared_ptr<detail::CompletionPool> pool_;
   int device_ = -1;
   int multiprocessors_ = 1;

@@ -1,7 +1,8 @@
 // The registry of live mailboxes: what exporters and telemetry read to report push/pop counts,
 // drops and occupancy. Reading it makes no CUDA call: counts come from the stats snapshots the
 // mailboxes' own kernels leave in mapped host memory, and from host-side call counters.
-// Thread-safety: all functions are thread-safe.
+// Thread-safety: all functions are thread-safe. A reader never owns a mailbox: mailboxes() copies
+// the values under the registry's lock, and destroying a Mailbox waits for a call reading it.
 #pragma once
 
 #include <pbm/mailbox.hpp>
