@@ -38,6 +38,7 @@ __device__ inline bool warp_push(MailboxRef ref, void const* rec, bool active = 
   }
   granted = g.shfl(granted, leader);
   base = g.shfl(base, leader);
+  g.sync();  // a shuffle orders no memory: the barrier puts the leader's acquire before every lane's slot writes
   bool const in = active && rank < granted;
   if (in) {
     detail::RingView const v = ref.view();
