@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 
 namespace pbm::guard {
@@ -141,6 +143,23 @@ TEST(Baseline, UnexpectedOnlyAndSlack) {
   EXPECT_EQ(b.overall.memcpy.count("HtoD"), 0u);
   EXPECT_EQ(b.ranges.count("setup"), 0u);
   EXPECT_EQ(b.overall.sync.count("stream_query"), 0u);  // expected: not in an unexpected-only budget
+}
+
+TEST(Baseline, SumsSaturateInsteadOfWrapping) {
+  // Two series of 2^63 copies: their sum wrapped, and the baseline allowed 0 copies (zero limits
+  // get no slack) for a run that made 2^64 of them.
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+  Observations seen;
+  seen.memcpy[{"step", "DtoH", "pageable", false}] = {kHalf, kHalf};
+  seen.memcpy[{"eval", "DtoH", "pageable", false}] = {kHalf, kHalf};
+  seen.sync[{"step", "stream_synchronize", false}] = kHalf;
+  seen.sync[{"eval", "device_synchronize", false}] = kHalf;
+  Budget const b = baseline_budget(seen, Events::all, parse_slack("2"), "d");
+  EXPECT_EQ(b.overall.memcpy.at("total"), kMax);
+  EXPECT_EQ(b.overall.memcpy.at("DtoH/pageable"), kMax);
+  EXPECT_EQ(b.overall.sync.at("total"), kMax);
+  EXPECT_EQ(b.ranges.at("step").memcpy.at("total"), kHalf + 2);
 }
 
 TEST(Baseline, EmptyRunGivesZeroTotals) {

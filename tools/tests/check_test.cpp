@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 namespace pbm::guard {
 namespace {
 
@@ -74,6 +77,38 @@ TEST(Check, UnexpectedOnlyBudgetSaysSo) {
   CheckResult const r = check(b, regressed_run());
   EXPECT_TRUE(r.within());  // the HtoD copy was expected
   EXPECT_NE(format_check(r).find("note: the budget counts unexpected events only"), std::string::npos);
+}
+
+TEST(Check, SumsThatWouldWrapSaturateAndFailABudgetOfZero) {
+  // Two processes with 2^63 DtoH copies (and bytes, and syncs) each: every sum wrapped to 0 and
+  // the run passed a budget of 0. Summed here both ways: merged processes, and two series (ranges)
+  // that one key adds up.
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+  ProcessReport a, b;
+  a.observed.memcpy[{"step", "DtoH", "pageable", false}] = {kHalf, kHalf};
+  a.observed.sync[{"step", "stream_synchronize", false}] = kHalf;
+  b.observed.memcpy[{"eval", "DtoH", "pinned", false}] = {kHalf, kHalf};
+  b.observed.sync[{"eval", "stream_synchronize", false}] = kHalf;
+  Observations const seen = merge({a, a, b});  // "step" twice: merging also saturates
+  EXPECT_EQ(seen.memcpy.at({"step", "DtoH", "pageable", false}).count, kMax);
+  EXPECT_EQ(measure(seen, Events::all, std::nullopt, Category::memcpy, "DtoH"), kMax);
+  EXPECT_EQ(measure(seen, Events::all, std::nullopt, Category::memcpy_bytes, "total"), kMax);
+  EXPECT_EQ(measure(seen, Events::all, std::nullopt, Category::sync, "total"), kMax);
+  EXPECT_EQ(measure(merge({a, b}), Events::all, std::nullopt, Category::memcpy, "total"), kMax);
+
+  Budget const zero = parse_budget(
+      R"({"limits": {"memcpy": {"total": 0, "DtoH": 0}, "memcpy_bytes": {"total": 0}, "sync": {"total": 0}}})", "b");
+  CheckResult const r = check(zero, merge({a, b}));
+  EXPECT_FALSE(r.within());
+  EXPECT_EQ(r.over_count(), 4u);
+  std::string const text = format_check(r);
+  EXPECT_NE(text.find("memcpy total"), std::string::npos) << text;
+  EXPECT_NE(text.find("  18446744073709551615  +18446744073709551615\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("saturated"), std::string::npos) << text;
+  // The largest limit there is still holds a saturated count: it may have been exactly that.
+  Budget const max = parse_budget(R"({"limits": {"memcpy": {"total": 18446744073709551615}}})", "b");
+  EXPECT_TRUE(check(max, merge({a, b})).within());
 }
 
 }  // namespace

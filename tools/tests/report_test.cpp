@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <unistd.h>
 
@@ -88,6 +89,39 @@ TEST(Report, MergeSumsProcesses) {
   Observations const all = merge(reports);
   EXPECT_EQ(all.memcpy.at({"step", "DtoH", "pageable", false}).count, 7u);
   EXPECT_EQ(all.sync.at({"step", "memcpy_sync", false}), 4u);
+}
+
+constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+
+TEST(Report, MergeOfTwoProcessesSaturatesInsteadOfWrapping) {
+  // 2^63 + 2^63 wrapped to 0: a run of that many copies passed a budget of 0.
+  std::vector<ProcessReport> reports = parse_reports(minimal_report(1, "step", kHalf), "a");
+  std::vector<ProcessReport> more = parse_reports(minimal_report(2, "step", kHalf), "b");
+  reports.insert(reports.end(), more.begin(), more.end());
+  EXPECT_EQ(merge(reports).memcpy.at({"step", "DtoH", "pageable", false}).count, kMax);
+}
+
+TEST(Report, SeriesOfOneReportWithTheSameKeySaturate) {
+  // Two series that differ only in a label pbm-guard does not key on (here "device") add up into
+  // one count, also within one report.
+  std::string const labels = R"("direction": "DtoH", "memory": "pageable", "expected": "false", "range": "step")";
+  std::string const text = R"({"schema": "pbm.report/1", "metrics": {
+    "pbm_memcpy_total": {"samples": [
+      {"labels": {)" + labels + R"(, "device": "0"}, "value": 9223372036854775808},
+      {"labels": {)" + labels + R"(, "device": "1"}, "value": 9223372036854775808}]},
+    "pbm_memcpy_bytes_total": {"samples": [
+      {"labels": {)" + labels + R"(, "device": "0"}, "value": 9223372036854775808},
+      {"labels": {)" + labels + R"(, "device": "1"}, "value": 9223372036854775809}]},
+    "pbm_sync_total": {"samples": [
+      {"labels": {"api": "memcpy_sync", "expected": "false", "range": "step", "device": "0"}, "value": 9223372036854775808},
+      {"labels": {"api": "memcpy_sync", "expected": "false", "range": "step", "device": "1"}, "value": 9223372036854775808}]}}})";
+  std::vector<ProcessReport> const r = parse_reports(text, "r.json");
+  ASSERT_EQ(r.size(), 1u);
+  CopyCount const c = r[0].observed.memcpy.at({"step", "DtoH", "pageable", false});
+  EXPECT_EQ(c.count, kMax);
+  EXPECT_EQ(c.bytes, kMax);
+  EXPECT_EQ(r[0].observed.sync.at({"step", "memcpy_sync", false}), kMax);
 }
 
 TEST(Report, RunFileHoldsEveryProcessAndParsesBack) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 namespace pbm::guard {
 namespace {
 
@@ -61,6 +63,22 @@ TEST(Summary, MergesProcessesAndNotesFoldedRanges) {
   EXPECT_NE(text.find("2 processes reported"), std::string::npos);
   EXPECT_NE(text.find("memcpys: 46 (42 unexpected)"), std::string::npos) << text;
   EXPECT_NE(text.find("range \"other\" holds NVTX range names past"), std::string::npos);
+}
+
+TEST(Summary, SaturatedSumsArePrintedAsTheMaximumAndSaySo) {
+  // Two processes of 2^63 copies each: the summary said "memcpys: 0 (0 unexpected), 0 B".
+  ProcessReport a, b;
+  a.observed.memcpy[{"step", "DtoH", "pageable", false}] = {std::uint64_t{1} << 63, std::uint64_t{1} << 63};
+  a.observed.sync[{"step", "stream_synchronize", false}] = std::uint64_t{1} << 63;
+  b = a;
+  std::string const text = format_summary({a, b});
+  EXPECT_NE(text.find("memcpys: 18446744073709551615 (18446744073709551615 unexpected), 16777216.0 TiB"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("syncs: 18446744073709551615 blocking the host"), std::string::npos) << text;
+  EXPECT_NE(text.find("note: a sum reached 18446744073709551615 (2^64 - 1) and saturated there"), std::string::npos)
+      << text;
+  EXPECT_EQ(format_summary({sample()}).find("saturated"), std::string::npos);  // only when it happened
 }
 
 TEST(Table, AlignsColumnsAndFormatsBytes) {

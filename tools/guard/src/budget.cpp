@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <limits>
 #include <sstream>
 
 namespace pbm::guard {
@@ -199,11 +198,10 @@ std::string budget_json(Budget const& b) {
 std::uint64_t Slack::apply(std::uint64_t seen) const noexcept {
   if (seen == 0) return 0;
   // Saturating: a count near 2^64 must not wrap to a small limit (nor convert a double >= 2^64).
-  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
   double const scaled = std::ceil(static_cast<double>(seen) * (1.0 + percent / 100.0) - 1e-9);
   std::uint64_t const grown =
-      scaled >= 18446744073709551616.0 ? kMax : std::max(seen, static_cast<std::uint64_t>(scaled));
-  return grown > kMax - absolute ? kMax : grown + absolute;
+      scaled >= 18446744073709551616.0 ? kSaturated : std::max(seen, static_cast<std::uint64_t>(scaled));
+  return saturating_add(grown, absolute);
 }
 
 Slack parse_slack(std::string const& text) {
@@ -234,26 +232,27 @@ Budget baseline_budget(Observations const& seen, Events events, Slack slack, std
     b.ranges[r].memcpy["total"] = 0;
     b.ranges[r].sync["total"] = 0;
   }
+  auto add = [](std::uint64_t& limit, std::uint64_t n) { limit = saturating_add(limit, n); };
   for (auto const& [k, c] : seen.memcpy) {
     if (!counts(k.expected)) continue;
-    b.overall.memcpy["total"] += c.count;
-    b.overall.memcpy[k.direction] += c.count;
-    b.overall.memcpy[k.memory] += c.count;
-    b.overall.memcpy[k.direction + "/" + k.memory] += c.count;
+    add(b.overall.memcpy["total"], c.count);
+    add(b.overall.memcpy[k.direction], c.count);
+    add(b.overall.memcpy[k.memory], c.count);
+    add(b.overall.memcpy[k.direction + "/" + k.memory], c.count);
     LimitSet& r = b.ranges[k.range];
-    r.memcpy["total"] += c.count;
+    add(r.memcpy["total"], c.count);
     // "unknown" is a direction and a memory kind, and as a key it counts both: no per-range limit.
-    if (k.direction != "unknown") r.memcpy[k.direction] += c.count;
+    if (k.direction != "unknown") add(r.memcpy[k.direction], c.count);
     r.sync.emplace("total", 0);
   }
   for (auto const& [k, n] : seen.sync) {
     if (!counts(k.expected)) continue;
     bool const blocks = sync_api_blocks_host(k.api);
-    if (blocks) b.overall.sync["total"] += n;
-    b.overall.sync[k.api] += n;
+    if (blocks) add(b.overall.sync["total"], n);
+    add(b.overall.sync[k.api], n);
     LimitSet& r = b.ranges[k.range];
     r.memcpy.emplace("total", 0);
-    if (blocks) r.sync["total"] += n;
+    if (blocks) add(r.sync["total"], n);
   }
   b.overall.memcpy.emplace("total", 0);
   b.overall.sync.emplace("total", 0);

@@ -48,12 +48,12 @@ std::uint64_t measure(Observations const& seen, Events events, std::optional<std
   };
   if (category == Category::sync) {
     for (auto const& [k, n] : seen.sync)
-      if (counted(k.range, k.expected) && key_matches_sync(k, key)) total += n;
+      if (counted(k.range, k.expected) && key_matches_sync(k, key)) total = saturating_add(total, n);
     return total;
   }
   for (auto const& [k, c] : seen.memcpy)
     if (counted(k.range, k.expected) && key_matches_copy(k, key))
-      total += category == Category::memcpy ? c.count : c.bytes;
+      total = saturating_add(total, category == Category::memcpy ? c.count : c.bytes);
   return total;
 }
 
@@ -92,6 +92,9 @@ std::string format_check(CheckResult const& result) {
     out += t.render();
   }
   for (std::string const& n : result.notes) out += "  note: " + n + "\n";
+  bool saturated = false;
+  for (LimitCheck const& c : result.checks) saturated |= c.seen == kSaturated;
+  if (saturated) out += std::string("  note: ") + kSaturatedNote + "\n";
   return out;
 }
 

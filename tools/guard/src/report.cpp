@@ -104,17 +104,20 @@ ProcessReport parse_one(json const& doc, std::string const& source) {
   for_each_sample(*metrics, "pbm_memcpy_total", source, [&r](json const& l, std::uint64_t v) {
     if (v == 0) return;
     MemcpyKey k{label(l, "range"), label(l, "direction"), label(l, "memory"), string_or(l, "expected") == "true"};
-    r.observed.memcpy[k].count += v;
+    CopyCount& c = r.observed.memcpy[k];
+    c.count = saturating_add(c.count, v);
   });
   for_each_sample(*metrics, "pbm_memcpy_bytes_total", source, [&r](json const& l, std::uint64_t v) {
     if (v == 0) return;
     MemcpyKey k{label(l, "range"), label(l, "direction"), label(l, "memory"), string_or(l, "expected") == "true"};
-    r.observed.memcpy[k].bytes += v;
+    CopyCount& c = r.observed.memcpy[k];
+    c.bytes = saturating_add(c.bytes, v);
   });
   for_each_sample(*metrics, "pbm_sync_total", source, [&r](json const& l, std::uint64_t v) {
     if (v == 0) return;
     SyncKey k{label(l, "range"), label(l, "api"), string_or(l, "expected") == "true"};
-    r.observed.sync[k] += v;
+    std::uint64_t& n = r.observed.sync[k];
+    n = saturating_add(n, v);
   });
   if (auto sites = doc.find("sites"); sites != doc.end() && sites->is_array()) {
     for (json const& s : *sites) {
@@ -169,10 +172,13 @@ bool sync_api_blocks_host(std::string const& api) {
 void Observations::add(Observations const& other) {
   for (auto const& [k, v] : other.memcpy) {
     CopyCount& c = memcpy[k];
-    c.count += v.count;
-    c.bytes += v.bytes;
+    c.count = saturating_add(c.count, v.count);
+    c.bytes = saturating_add(c.bytes, v.bytes);
   }
-  for (auto const& [k, v] : other.sync) sync[k] += v;
+  for (auto const& [k, v] : other.sync) {
+    std::uint64_t& n = sync[k];
+    n = saturating_add(n, v);
+  }
 }
 
 std::vector<ProcessReport> parse_reports(std::string const& text, std::string const& source) {

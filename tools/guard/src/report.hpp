@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,20 @@
 #include <vector>
 
 namespace pbm::guard {
+
+/// The largest count or byte total; a sum that would pass it stays here (saturating_add).
+inline constexpr std::uint64_t kSaturated = std::numeric_limits<std::uint64_t>::max();
+
+/// a + b, or kSaturated when that does not fit. Every sum of report values goes through this:
+/// counters of several processes or series can add up past 2^64, and a wrapped sum is a small
+/// number that passes a budget. A sum of kSaturated means "at least that".
+constexpr std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
+  return a > kSaturated - b ? kSaturated : a + b;
+}
+
+/// What the summary and the check print when a sum they show is kSaturated.
+inline constexpr char const* kSaturatedNote =
+    "a sum reached 18446744073709551615 (2^64 - 1) and saturated there: the real total is at least that";
 
 /// Label values pbm's telemetry uses (pbm/telemetry/events.hpp to_string); a test checks they match.
 std::vector<std::string> const& known_directions();

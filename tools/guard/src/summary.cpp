@@ -14,6 +14,12 @@ struct Tally {
   std::uint64_t count{0};
   std::uint64_t unexpected{0};
   std::uint64_t bytes{0};
+  void add(std::uint64_t n, std::uint64_t b, bool expected) noexcept {
+    count = saturating_add(count, n);
+    bytes = saturating_add(bytes, b);
+    if (!expected) unexpected = saturating_add(unexpected, n);
+  }
+  bool saturated() const noexcept { return count == kSaturated || unexpected == kSaturated || bytes == kSaturated; }
 };
 
 std::string process_line(ProcessReport const& r) {
@@ -52,11 +58,8 @@ std::string format_summary(std::vector<ProcessReport> const& reports, std::size_
   std::map<std::tuple<std::string, std::string, std::string>, Tally> by_range;   // range, direction, memory
   Tally copies;
   for (auto const& [k, c] : all.memcpy) {
-    for (Tally* t : {&by_kind[{k.direction, k.memory}], &by_range[{k.range, k.direction, k.memory}], &copies}) {
-      t->count += c.count;
-      t->bytes += c.bytes;
-      if (!k.expected) t->unexpected += c.count;
-    }
+    for (Tally* t : {&by_kind[{k.direction, k.memory}], &by_range[{k.range, k.direction, k.memory}], &copies})
+      t->add(c.count, c.bytes, k.expected);
   }
   out += "\nmemcpys: " + std::to_string(copies.count) + " (" + std::to_string(copies.unexpected) + " unexpected), " +
          format_bytes(copies.bytes) + "\n";
@@ -84,10 +87,7 @@ std::string format_summary(std::vector<ProcessReport> const& reports, std::size_
   Tally blocking, polls;
   for (auto const& [k, n] : all.sync) {
     Tally& kind = sync_api_blocks_host(k.api) ? blocking : polls;
-    for (Tally* t : {&by_api[k.api], &sync_by_range[{k.range, k.api}], &kind}) {
-      t->count += n;
-      if (!k.expected) t->unexpected += n;
-    }
+    for (Tally* t : {&by_api[k.api], &sync_by_range[{k.range, k.api}], &kind}) t->add(n, 0, k.expected);
   }
   out += "\nsyncs: " + std::to_string(blocking.count) + " blocking the host (" + std::to_string(blocking.unexpected) +
          " unexpected), " + std::to_string(polls.count) + " non-blocking (queries, stream waits)\n";
@@ -110,6 +110,9 @@ std::string format_summary(std::vector<ProcessReport> const& reports, std::size_
   for (auto const& [k, n] : all.sync) folded |= k.range == "other";
   if (folded)
     out += "\nnote: range \"other\" holds NVTX range names past telemetry's label cap (32 distinct names)\n";
+  // The totals are at least every row, so a saturated row shows in one of them.
+  if (copies.saturated() || blocking.saturated() || polls.saturated())
+    out += std::string("\nnote: ") + kSaturatedNote + "\n";
 
   // sites
   std::vector<Site> sites;
