@@ -80,6 +80,33 @@ TEST(Budget, NegativeFractionalAndWrongTypesAreRejected) {
   EXPECT_NE(error_of(R"({"ranges": {"": {}}})").find("empty range name"), std::string::npos);
 }
 
+TEST(Budget, DuplicateKeysAreRejectedAtAnyDepth) {
+  // nlohmann keeps the last of two equal keys (so this was a limit of 1000), other readers the
+  // first: the budget says two things, and pbm-guard will not guess which was meant.
+  std::string const text = "{\n  \"limits\": {\"memcpy\": {\n    \"total\": 0,\n    \"total\": 1000}}\n}\n";
+  EXPECT_EQ(error_of(text), "b.json:4:5: field limits.memcpy.total: duplicate key \"total\" (first at 3:5)");
+  EXPECT_EQ(error_of(R"({"total":0, "total":1000})"), "b.json:1:13: field total: duplicate key \"total\" (first at 1:2)");
+  EXPECT_NE(error_of(R"({"limits": {}, "limits": {"sync": {"total": 9}}})").find("field limits: duplicate key \"limits\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"schema": "pbm.budget/1", "schema": "pbm.budget/1"})").find("field schema: duplicate key"),
+            std::string::npos);  // even with equal values
+  EXPECT_NE(error_of(R"({"ranges": {"train_step": {"memcpy": {"total": 0}}, "train_step": {"sync": {"total": 0}}}})")
+                .find("field ranges.train_step: duplicate key \"train_step\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"ranges": {"a b": {"sync": {"total": 0}, "sync": {"total": 1}}}})")
+                .find("field ranges.\"a b\".sync: duplicate key \"sync\""),
+            std::string::npos);
+  // Keys of a value that is not a budget object are checked too; the path counts array elements.
+  EXPECT_NE(error_of(R"({"limits": [{"x": 1}, {"x": 1, "x": 2}]})").find("field limits[1].x: duplicate key \"x\""),
+            std::string::npos);
+  // The same key in different objects, and an object that ends before a key repeats, are fine.
+  Budget const b = parse_budget(R"({"limits": {"memcpy": {"total": 1}, "sync": {"total": 2}},
+    "ranges": {"a": {"memcpy": {"total": 3}}, "b": {"memcpy": {"total": 4}}}})",
+                                "b.json");
+  EXPECT_EQ(b.overall.sync.at("total"), 2u);
+  EXPECT_EQ(b.ranges.at("b").memcpy.at("total"), 4u);
+}
+
 TEST(Budget, UnreadableFileIsABudgetError) {
   EXPECT_THROW(load_budget("/nonexistent/budget.json"), BudgetError);
 }

@@ -124,6 +124,19 @@ TEST(Report, SeriesOfOneReportWithTheSameKeySaturate) {
   EXPECT_EQ(r[0].observed.sync.at({"step", "memcpy_sync", false}), kMax);
 }
 
+TEST(Report, DuplicateKeysAreRejectedNamingThePath) {
+  // nlohmann keeps the last of two equal keys; another reader may keep the first. Either way the
+  // file says two things, so it is rejected rather than guessed at.
+  std::string const e = report_error(R"({"schema": "pbm.report/1", "metrics": {"pbm_sync_total": {"samples": [
+    {"labels": {"api": "memcpy_sync", "range": "a", "range": "b"}, "value": 1}]}}})");
+  EXPECT_EQ(e, "r.json:2:53: field metrics.pbm_sync_total.samples[0].labels.range: duplicate key \"range\" "
+               "(first at 2:39)");
+  EXPECT_NE(report_error(R"({"schema": "pbm.report/1", "schema": "pbm.report/1", "metrics": {}})").find("duplicate key"),
+            std::string::npos);
+  // The same key in different objects is fine.
+  EXPECT_NO_THROW(parse_reports(minimal_report(1, "step", 3), "r.json"));
+}
+
 TEST(Report, RunFileHoldsEveryProcessAndParsesBack) {
   RunFiles files;
   files.report_texts = {minimal_report(1, "a", 1), minimal_report(2, "b", 2)};

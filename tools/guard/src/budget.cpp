@@ -50,7 +50,11 @@ class Parser {
   Budget parse() {
     json doc;
     try {
-      doc = json::parse(text_);
+      doc = parse_json_unique_keys(text_);
+    } catch (DuplicateKeyError const& e) {
+      std::string where = source_;
+      if (auto p = e.position()) where += ":" + std::to_string(p->line) + ":" + std::to_string(p->column);
+      throw BudgetError(where + ": " + e.what());
     } catch (json::parse_error const& e) {
       TextPosition const p = position_of(text_, e.byte == 0 ? 0 : e.byte - 1);
       std::string what = e.what();

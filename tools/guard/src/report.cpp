@@ -27,7 +27,11 @@ constexpr char const* kMarkerSchema = "pbm.guard.marker/1";
 
 json parse_text(std::string const& text, std::string const& source) {
   try {
-    return json::parse(text);
+    return parse_json_unique_keys(text);
+  } catch (DuplicateKeyError const& e) {
+    std::string where = source;
+    if (auto p = e.position()) where += ":" + std::to_string(p->line) + ":" + std::to_string(p->column);
+    fail(where, e.what());
   } catch (json::parse_error const& e) {
     // e.byte is 1-based: the byte at which the parser gave up.
     TextPosition const p = position_of(text, e.byte == 0 ? 0 : e.byte - 1);
