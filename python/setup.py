@@ -113,8 +113,6 @@ class BuildPbmExtension(BuildExtension):
 
 
 def extension() -> CUDAExtension:
-    engine = ROOT / "telemetry" / "src" / "engine.hpp"
-    have_observer = engine.exists() and "class Observer" in engine.read_text()
     cuda_include = Path(CUDA_HOME or "/usr/local/cuda") / "include"
     return CUDAExtension(
         name="pbm.mailbox_ext",
@@ -122,12 +120,10 @@ def extension() -> CUDAExtension:
         include_dirs=[
             str(ROOT / "core" / "include"),
             str(ROOT / "telemetry" / "include"),
-            str(ROOT / "telemetry" / "src"),
             str(ROOT / "exporters" / "include"),
             str(cuda_include),
             str(cuda_include / "cccl"),
         ],
-        define_macros=[("PBM_PY_HAVE_OBSERVER", "1" if have_observer else "0")],
         extra_compile_args={"cxx": ["-std=c++17", "-O2"]},
     )
 

@@ -2,8 +2,8 @@
 // that raise a Python exception listing each violation, and the exporters when built with them.
 //
 // Python stacks: syncs, and copies unless activity records are on, are judged by telemetry inside the
-// CUPTI API callback, on the thread that called CUDA (Violation::at_call_site). An observer of
-// telemetry's engine (telemetry/src/engine.hpp, PBM_PY_HAVE_OBSERVER) takes the Python stack there
+// CUPTI API callback, on the thread that called CUDA (Violation::at_call_site). A telemetry observer
+// (pbm/telemetry/observer.hpp) takes the Python stack there
 // (traceback.format_stack under the GIL) when the thread is inside a pbm Python guard, or just before
 // assert mode aborts. With activity records (PBM_CUPTI_ACTIVITY=1) a copy is judged later, when CUPTI
 // delivers its record: its violation carries the NVTX ranges and the host (C++) backtrace of the call,
@@ -13,19 +13,14 @@
 #include <pybind11/stl.h>
 
 #include <pbm/telemetry/counters.hpp>
+#include <pbm/telemetry/observer.hpp>
 #include <pbm/telemetry/policy.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
-#ifndef PBM_PY_HAVE_OBSERVER
-#define PBM_PY_HAVE_OBSERVER 0
-#endif
 #ifndef PBM_PY_HAVE_EXPORTERS
 #define PBM_PY_HAVE_EXPORTERS 0
 #endif
 
-#if PBM_PY_HAVE_OBSERVER
-#include "engine.hpp"  // telemetry's private engine: the Observer interface
-#endif
 #if PBM_PY_HAVE_EXPORTERS
 #include <pbm/exporters/json_report.hpp>
 #include <pbm/exporters/prometheus.hpp>
@@ -79,8 +74,7 @@ std::vector<std::string> python_stack() {
   return out;
 }
 
-#if PBM_PY_HAVE_OBSERVER
-class PythonStackObserver final : public tel::detail::Observer {
+class PythonStackObserver final : public tel::Observer {
  public:
   void on_violation(tel::Violation const& v) override {
     // Only a violation judged inside its API callback runs on the calling thread at the call site
@@ -107,12 +101,13 @@ class PythonStackObserver final : public tel::detail::Observer {
 };
 
 void install_observer() {
-  static PythonStackObserver* const observer = new PythonStackObserver();  // process lifetime
-  tel::detail::engine().set_observer(observer);
+  static PythonStackObserver* const observer = [] {
+    auto* o = new PythonStackObserver();  // process lifetime: never removed
+    tel::add_observer(*o);
+    return o;
+  }();
+  (void)observer;
 }
-#else
-void install_observer() {}
-#endif
 
 std::string sv(std::string_view s) { return std::string(s); }
 
@@ -252,7 +247,7 @@ py::dict status_dict() {
   d["cupti_built"] = s.cupti_built;
   d["mode"] = sv(tel::to_string(s.mode));
   d["reason"] = s.reason;
-  d["python_stacks"] = PBM_PY_HAVE_OBSERVER != 0;
+  d["python_stacks"] = true;
   return d;
 }
 
@@ -338,7 +333,7 @@ class PyPrometheusExporter {
 
 void bind_telemetry(py::module_& m) {
   install_observer();
-  m.attr("HAVE_PYTHON_STACKS") = py::bool_(PBM_PY_HAVE_OBSERVER != 0);
+  m.attr("HAVE_PYTHON_STACKS") = py::bool_(true);
 
   m.def("telemetry_start", &start, py::arg("mode") = py::none(), py::arg("allowed_ranges") = std::vector<std::string>{},
         py::arg("attach") = true, py::arg("set_nvtx_injection") = true,

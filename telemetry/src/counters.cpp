@@ -2,6 +2,8 @@
 #include <pbm/telemetry/counters.hpp>
 #include <pbm/telemetry/mailbox_metrics.hpp>
 
+#include "sample_set.hpp"
+
 #include <algorithm>
 #include <iterator>
 #include <stdexcept>
@@ -162,17 +164,6 @@ std::uint64_t Counters::violation_total() const noexcept {
 
 namespace {
 
-// Adds `value` to the sample with the same name and labels (merges duplicate range slots).
-void accumulate(std::vector<CounterSample>& out, CounterSample sample) {
-  for (CounterSample& s : out) {
-    if (s.name == sample.name && s.labels == sample.labels) {
-      s.value += sample.value;
-      return;
-    }
-  }
-  out.push_back(std::move(sample));
-}
-
 CounterSample gauge(std::string name, std::uint64_t value) {
   return CounterSample{std::move(name), {}, value, CounterSample::Type::gauge};
 }
@@ -183,7 +174,7 @@ CounterSample counter(std::string name, std::uint64_t value) {
 }  // namespace
 
 std::vector<CounterSample> Counters::snapshot() const {
-  std::vector<CounterSample> out;
+  detail::SampleSet ranged;  // several range slots may carry one label ("other", a raced name)
   auto expected_label = [](std::size_t e) { return e ? std::string("true") : std::string("false"); };
   for (std::size_t d = 0; d < kDirectionCount; ++d)
     for (std::size_t m = 0; m < kMemoryKindCount; ++m)
@@ -196,20 +187,21 @@ std::vector<CounterSample> Counters::snapshot() const {
                                                     {"memory", std::string(to_string(MemoryKind(m)))},
                                                     {"expected", expected_label(e)},
                                                     {"range", ranges_.label(r)}};
-          accumulate(out, {"pbm_memcpy_total", labels, n, CounterSample::Type::counter});
-          accumulate(out, {"pbm_memcpy_bytes_total", labels,
-                           memcpy_bytes_[slot].load(std::memory_order_relaxed), CounterSample::Type::counter});
+          ranged.add("pbm_memcpy_total", labels, n, CounterSample::Type::counter);
+          ranged.add("pbm_memcpy_bytes_total", std::move(labels), memcpy_bytes_[slot].load(std::memory_order_relaxed),
+                     CounterSample::Type::counter);
         }
   for (std::size_t a = 0; a < kSyncApiCount; ++a)
     for (std::size_t e = 0; e < 2; ++e)
       for (std::size_t r = 0; r < ranges_.size(); ++r) {
         std::uint64_t const n = sync_count_[sync_slot(SyncApi(a), e != 0, r)].load(std::memory_order_relaxed);
         if (n == 0) continue;
-        accumulate(out, {"pbm_sync_total",
-                         {{"api", std::string(to_string(SyncApi(a)))}, {"expected", expected_label(e)},
-                          {"range", ranges_.label(r)}},
-                         n, CounterSample::Type::counter});
+        ranged.add("pbm_sync_total",
+                   {{"api", std::string(to_string(SyncApi(a)))}, {"expected", expected_label(e)},
+                    {"range", ranges_.label(r)}},
+                   n, CounterSample::Type::counter);
       }
+  std::vector<CounterSample> out = std::move(ranged).take();
   if (std::uint64_t n = memset_count_.load(std::memory_order_relaxed); n != 0) {
     out.push_back(counter("pbm_memset_total", n));
     out.push_back(counter("pbm_memset_bytes_total", memset_bytes_.load(std::memory_order_relaxed)));

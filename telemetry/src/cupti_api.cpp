@@ -40,18 +40,18 @@ std::string real_path_of(void* symbol, std::string const& fallback) {
   return realpath(info.dli_fname, resolved) != nullptr ? std::string(resolved) : std::string(info.dli_fname);
 }
 
-std::vector<std::string> candidates(bool* explicit_path) {
+std::vector<std::string> candidates(std::string const& path, std::string const& cuda_home, bool* explicit_path) {
   std::vector<std::string> out;
-  if (char const* env = std::getenv("PBM_CUPTI_PATH"); env != nullptr && *env != '\0') {
+  if (!path.empty()) {
     *explicit_path = true;
-    out.emplace_back(env);
+    out.push_back(path);
     return out;
   }
   *explicit_path = false;
   out.emplace_back(PBM_CUPTI_SONAME);
   if (*PBM_CUPTI_BUILD_PATH != '\0') out.emplace_back(PBM_CUPTI_BUILD_PATH);
   std::vector<std::string> roots;
-  if (char const* home = std::getenv("CUDA_HOME"); home != nullptr && *home != '\0') roots.emplace_back(home);
+  if (!cuda_home.empty()) roots.push_back(cuda_home);
   roots.emplace_back("/usr/local/cuda");
   for (std::string const& root : roots) {
     out.push_back(root + "/extras/CUPTI/lib64/" PBM_CUPTI_SONAME);
@@ -64,14 +64,14 @@ std::vector<std::string> candidates(bool* explicit_path) {
 
 CuptiApi const* loaded_cupti() noexcept { return g_api.load(std::memory_order_acquire); }
 
-CuptiApi const* load_cupti(std::string* error) {
+CuptiApi const* load_cupti(std::string const& path, std::string const& cuda_home, std::string* error) {
   if (CuptiApi const* api = loaded_cupti()) return api;
   std::lock_guard<std::mutex> lock(load_mutex());
   if (CuptiApi const* api = loaded_cupti()) return api;
 
   bool explicit_path = false;
   std::string first_error;
-  for (std::string const& name : candidates(&explicit_path)) {
+  for (std::string const& name : candidates(path, cuda_home, &explicit_path)) {
     dlerror();
     void* handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
@@ -109,7 +109,7 @@ CuptiApi const* load_cupti(std::string* error) {
   }
   if (error != nullptr) {
     *error = explicit_path
-                 ? "CUPTI unavailable: libcupti not loadable from PBM_CUPTI_PATH (" + first_error +
+                 ? "CUPTI unavailable: libcupti not loadable from PBM_CUPTI_PATH or Config::cupti_path (" + first_error +
                        "); detection disabled, counters and guards still work"
                  : "CUPTI unavailable: libcupti not found (" + first_error +
                        "); set PBM_CUPTI_PATH or LD_LIBRARY_PATH; detection disabled, counters and guards still work";

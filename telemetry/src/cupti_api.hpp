@@ -30,17 +30,17 @@ struct CuptiApi {
 };
 
 /// Loads libcupti once and returns its function table, or nullptr with a one-line reason in
-/// *error. Where: env PBM_CUPTI_PATH when set (only there); else the soname (libcupti.so.<major>)
-/// by the dynamic loader's search; else the toolkit's copy found at configure time, then
-/// $CUDA_HOME and /usr/local/cuda. A failure is not cached (the next call tries again).
-/// Thread-safe; the table is never freed (CUPTI may call back during exit).
-CuptiApi const* load_cupti(std::string* error);
+/// *error. Where: `path` when not empty (only there: Config::cupti_path or PBM_CUPTI_PATH); else
+/// the soname (libcupti.so.<major>) by the dynamic loader's search; else the toolkit's copy found
+/// at configure time, then `cuda_home` and /usr/local/cuda. A failure is not cached (the next call
+/// tries again). Thread-safe; the table is never freed (CUPTI may call back during exit).
+CuptiApi const* load_cupti(std::string const& path, std::string const& cuda_home, std::string* error);
 
 /// The table if libcupti is loaded already, else nullptr. Lock-free.
 CuptiApi const* loaded_cupti() noexcept;
 
-/// Tests only: forget the loaded table (the library stays mapped) so the next load_cupti() reads
-/// PBM_CUPTI_PATH again. Must not be called while CUPTI is attached.
+/// Tests only: forget the loaded table (the library stays mapped) so the next load_cupti() looks
+/// for it again. Must not be called while CUPTI is attached.
 void forget_cupti_for_testing() noexcept;
 
 }  // namespace pbm::telemetry::detail

@@ -1,28 +1,21 @@
-// The CUPTI source: one subscriber per process, API callbacks for copies/syncs/NVTX ranges,
-// MEMCPY/MEMSET/SYNCHRONIZATION/MARKER activity into a bounded buffer pool.
-// Static CUPTIAPI trampolines forward to the single CuptiSource instance.
+// The CUPTI source: one subscriber per process, the API callbacks pbm enables (copies and syncs)
+// and their dispatch, NVTX callbacks (nvtx_names.cpp), and activity records into a bounded buffer
+// pool (activity_buffers.cpp). Static CUPTIAPI trampolines forward to the single CuptiSource.
+#include "activity_buffers.hpp"
 #include "cupti_api.hpp"
 #include "decoder.hpp"
+#include "environment.hpp"
+#include "nvtx_names.hpp"
 #include "source.hpp"
+#include "thread_state.hpp"
 
-#include <pbm/nvtx.hpp>
 #include <pbm/telemetry/counters.hpp>
 
 #include <cupti.h>  // also brings the runtime/driver parameter structs (generated_*_meta.h)
-#include <nvtx3/nvToolsExt.h>
-#include <nvtx3/nvToolsExtCuda.h>
-#include <nvtx3/nvToolsExtCudaRt.h>
-#include <nvtx3/nvToolsExtSync.h>
-#include <generated_nvtx_meta.h>  // not included by cupti.h
 
 #include <atomic>
-#include <climits>
-#include <cstdlib>
 #include <dlfcn.h>
-#include <memory>
-#include <mutex>
-#include <unordered_map>
-#include <vector>
+#include <string>
 
 namespace pbm::telemetry::detail {
 namespace {
@@ -37,28 +30,18 @@ constexpr CUpti_CallbackId kNvtxCallbacks[] = {
     CUPTI_CBID_NVTX_nvtxDomainCreateA, CUPTI_CBID_NVTX_nvtxDomainRegisterStringA,
     CUPTI_CBID_NVTX_nvtxDomainDestroy};
 
-bool env_flag(char const* name, bool fallback) {
-  char const* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
-}
-
 /// Activity kinds. By default none: copies are judged from their API callbacks' parameters and
-/// syncs at their API callbacks, which is what the policy needs. Enabling any activity kind made
-/// CUPTI trace every launch: on an H100, a push/pop loop in count mode ran 1.205x the telemetry-off
-/// loop with MEMCPY/MEMSET/SYNCHRONIZATION activity and 1.066x without (same run); a launch-bound
-/// PyTorch loop under pbm-guard lost about a third of its steps/s.
-/// With Config::activity_records (or PBM_CUPTI_ACTIVITY=1): MEMCPY, MEMSET, SYNCHRONIZATION
-/// records, for copies the callbacks cannot describe (3D/array/batch copies, graph memcpy nodes)
-/// and memset counts. MARKER only when asked (Config::marker_activity or PBM_CUPTI_MARKERS=1).
-/// PBM_CUPTI_KINDS (comma-separated: memcpy, memset, sync, marker) overrides, for measurements.
-bool activity_kind_wanted(CUpti_ActivityKind kind, bool activity_records, bool marker_activity) {
-  char const* v = std::getenv("PBM_CUPTI_KINDS");
-  if (v == nullptr) {
-    if (kind == CUPTI_ACTIVITY_KIND_MARKER) return marker_activity || env_flag("PBM_CUPTI_MARKERS", false);
-    return activity_records || env_flag("PBM_CUPTI_ACTIVITY", false);
+/// syncs at their API callbacks, which is what the policy needs; any activity kind made CUPTI trace
+/// every launch (BENCHMARKS.md, figure 7). Config::activity_records: MEMCPY, MEMSET and
+/// SYNCHRONIZATION records, for copies the callbacks cannot describe (3D/array/batch copies, graph
+/// memcpy nodes) and memset counts. MARKER only with Config::marker_activity. PBM_CUPTI_KINDS
+/// (comma-separated: memcpy, memset, sync, marker) overrides both, for measurements.
+bool activity_kind_wanted(CUpti_ActivityKind kind, Settings const& settings) {
+  if (!settings.cupti_kinds) {
+    if (kind == CUPTI_ACTIVITY_KIND_MARKER) return settings.config.marker_activity;
+    return settings.config.activity_records;
   }
-  std::string const list = std::string(",") + v + ",";
+  std::string const list = "," + *settings.cupti_kinds + ",";
   char const* name = kind == CUPTI_ACTIVITY_KIND_MEMCPY            ? ",memcpy,"
                      : kind == CUPTI_ACTIVITY_KIND_MEMSET          ? ",memset,"
                      : kind == CUPTI_ACTIVITY_KIND_SYNCHRONIZATION ? ",sync,"
@@ -117,18 +100,23 @@ class CuptiSource {
     return *source;
   }
 
-  AttachResult attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records, bool marker_activity);
+  AttachResult attach(Settings const& settings);
   void detach() noexcept;
-  bool attached() const noexcept { return attached_; }
+  bool attached() const noexcept { return attached_.load(std::memory_order_acquire); }
   void flush() noexcept {
-    if (attached_) api().ActivityFlushAll(0);
+    if (attached()) api().ActivityFlushAll(0);
   }
   /// Exit: the last flush, then callbacks are ignored; CUPTI itself is left as it is.
   void exit_flush() noexcept {
-    if (!attached_) return;
-    api().ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+    bool const was_attached = attached_.exchange(false, std::memory_order_acq_rel);
+    if (was_attached && !closed_.load(std::memory_order_acquire)) api().ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
     closed_.store(true, std::memory_order_release);
-    attached_ = false;
+  }
+  /// A forked child: callbacks are ignored and CUPTI is never called again (its threads and locks
+  /// stayed in the parent).
+  void close_in_child() noexcept {
+    closed_.store(true, std::memory_order_release);
+    attached_.store(false, std::memory_order_release);
   }
 
  private:
@@ -137,7 +125,7 @@ class CuptiSource {
     if (source->closed_.load(std::memory_order_acquire)) return;
     try {  // nothing may unwind into CUPTI or the CUDA call
       if (domain == CUPTI_CB_DOMAIN_NVTX) {
-        source->handle_nvtx(cbid, static_cast<CUpti_NvtxData const*>(data));
+        on_nvtx_callback(cbid, static_cast<CUpti_NvtxData const*>(data));
       } else {
         source->handle_api(domain, cbid, static_cast<CUpti_CallbackData const*>(data));
       }
@@ -145,44 +133,30 @@ class CuptiSource {
     }
   }
   static void CUPTIAPI on_buffer_requested(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records) {
-    instance().take_buffer(buffer, size, max_records);
+    instance().buffers_.take(buffer, size, max_records);
   }
   static void CUPTIAPI on_buffer_completed(CUcontext ctx, std::uint32_t stream, std::uint8_t* buffer,
                                            std::size_t /*size*/, std::size_t valid) {
-    instance().complete_buffer(ctx, stream, buffer, valid);
+    instance().buffers_.complete(ctx, stream, buffer, valid);
   }
 
   void handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, CUpti_CallbackData const* data);
-  void handle_nvtx(CUpti_CallbackId cbid, CUpti_NvtxData const* data);
-  std::string message_of(nvtxEventAttributes_t const* attributes);
-  std::string domain_name(nvtxDomainHandle_t domain);
-  void take_buffer(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records);
-  void complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint8_t* buffer, std::size_t valid);
   void disable_all() noexcept;
 
-  bool attached_{false};
+  std::atomic<bool> attached_{false};
   std::atomic<bool> copies_from_callbacks_{true};  // no MEMCPY records: copies judged at their call
-  std::atomic<bool> closed_{false};  // set at exit: API callbacks are ignored from then on
+  std::atomic<bool> closed_{false};  // exiting, or a forked child: callbacks are ignored from then on
   CUpti_SubscriberHandle subscriber_{};
-
-  // Bounded pool, allocated once: when every buffer is in flight CUPTI drops records (counted).
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<std::uint8_t[]>> storage_;
-  std::vector<std::uint8_t*> free_;
-  std::size_t buffer_size_{0};
-
-  // NVTX handles -> names, learned from nvtxDomainCreateA / nvtxDomainRegisterStringA callbacks.
-  std::mutex nvtx_mu_;
-  std::unordered_map<void const*, std::string> domains_;
-  std::unordered_map<void const*, std::string> strings_;
+  ActivityBuffers buffers_;
 };
 
-AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records,
-                                 bool marker_activity) {
-  if (attached_) return {true, false, "attached"};
-  if (closed_.load(std::memory_order_acquire)) return {false, false, "CUPTI not attached: the process is exiting"};
+AttachResult CuptiSource::attach(Settings const& settings) {
+  if (attached()) return {true, false, "attached"};
+  if (closed_.load(std::memory_order_acquire)) {
+    return {false, false, "CUPTI not attached: the process is exiting, or this is a forked child"};
+  }
   std::string load_error;
-  if (load_cupti(&load_error) == nullptr) return {false, false, load_error};
+  if (load_cupti(settings.config.cupti_path, settings.cuda_home, &load_error) == nullptr) return {false, false, load_error};
   // libcupti loads without a driver but fails with CUPTI_ERROR_UNKNOWN; say what is missing.
   if (void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
     dlclose(driver);
@@ -200,17 +174,7 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
   if (r != CUPTI_SUCCESS) {
     return {false, false, "CUPTI unavailable: cuptiSubscribe failed (" + result_string(r) + "); no GPU or driver?"};
   }
-
-  {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    if (storage_.empty()) {
-      buffer_size_ = buffer_size;
-      for (std::size_t i = 0; i < buffer_count; ++i) {
-        storage_.emplace_back(new std::uint8_t[buffer_size]);  // operator new: aligned beyond CUPTI's 8 bytes
-        free_.push_back(storage_.back().get());
-      }
-    }
-  }
+  buffers_.allocate(settings.config.buffer_count, settings.config.buffer_size);
 
   auto fail = [this](std::string what, CUptiResult res) {
     disable_all();
@@ -219,36 +183,30 @@ AttachResult CuptiSource::attach(std::size_t buffer_count, std::size_t buffer_si
   };
   for (CallbackSpec const& s : runtime_callbacks()) {
     if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API, s.cbid)) != CUPTI_SUCCESS)
-      return fail(std::string("api().EnableCallback(") + s.name + ")", r);
+      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
   }
   for (CallbackSpec const& s : driver_callbacks()) {
     if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API, s.cbid)) != CUPTI_SUCCESS)
-      return fail(std::string("api().EnableCallback(") + s.name + ")", r);
+      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
   }
-  for (CUpti_CallbackId cbid : kNvtxCallbacks) {
-    if (!env_flag("PBM_CUPTI_NVTX_CALLBACKS", true)) break;  // experiment knob: range attribution off
-    if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
-      return fail("api().EnableCallback(NVTX)", r);
+  if (settings.nvtx_callbacks) {  // off only as an experiment: no range attribution
+    for (CUpti_CallbackId cbid : kNvtxCallbacks) {
+      if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
+        return fail("cuptiEnableCallback(NVTX)", r);
+    }
   }
-#ifndef NVTX_DISABLE
-  {
-    // pbm's own domain may have been created before we attached; its handle is ours to look up.
-    nvtxDomainHandle_t pbm_domain = nvtx3::v1::domain::get<pbm::nvtx::domain>();
-    std::lock_guard<std::mutex> lock(nvtx_mu_);
-    if (pbm_domain != nullptr) domains_[pbm_domain] = pbm::nvtx::domain::name;
-  }
-#endif
+  learn_pbm_domain();
   if ((r = api().ActivityRegisterCallbacks(&CuptiSource::on_buffer_requested, &CuptiSource::on_buffer_completed)) !=
       CUPTI_SUCCESS)
     return fail("cuptiActivityRegisterCallbacks", r);
   bool memcpy_records = false;
   for (CUpti_ActivityKind kind : kActivityKinds) {
-    if (!activity_kind_wanted(kind, activity_records, marker_activity)) continue;
+    if (!activity_kind_wanted(kind, settings)) continue;
     if ((r = api().ActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
     memcpy_records = memcpy_records || kind == CUPTI_ACTIVITY_KIND_MEMCPY;
   }
   copies_from_callbacks_.store(!memcpy_records, std::memory_order_release);
-  attached_ = true;
+  attached_.store(true, std::memory_order_release);
   return {true, false, "attached"};
 }
 
@@ -260,14 +218,13 @@ void CuptiSource::disable_all() noexcept {
 }
 
 void CuptiSource::detach() noexcept {
-  if (!attached_) return;
+  if (!attached_.exchange(false, std::memory_order_acq_rel)) return;
   api().ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   disable_all();
   api().Unsubscribe(subscriber_);  // frees the one subscriber slot: torch.profiler can take it
   // No cuptiFinalize: with NVTX_INJECTION64_PATH at libcupti, NVTX calls made afterwards (at exit,
-  // or by torch.profiler) jumped to a null pointer inside CUPTI: seen on an H100 as exit status 139
-  // of every program under pbm-guard. libcupti stays loaded (never dlclose'd), so it needs none.
-  attached_ = false;
+  // or by torch.profiler) jumped to a null pointer inside CUPTI (exit status 139). libcupti stays
+  // loaded (never dlclose'd), so it needs none.
 }
 
 void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, CUpti_CallbackData const* data) {
@@ -322,165 +279,13 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
   engine().on_memcpy(std::move(ev), /*at_call_site=*/true);
 }
 
-/// Per-thread cache of NVTX handle -> name, in front of the shared maps: every range push and
-/// pop resolves a domain and a registered string, and taking nvtx_mu_ for each cost count mode a
-/// measurable share of a launch-bound loop. A handle's name never changes while it lives; a
-/// domain destroyed (nvtxDomainDestroy) bumps the generation and every thread's cache starts over.
-struct NameCache {
-  static constexpr std::size_t kSize = 32;  // direct-mapped
-  struct Entry {
-    void const* key{nullptr};
-    std::string name;
-  };
-  std::uint64_t generation{0};
-  Entry entries[kSize];
-  Entry& slot(void const* key) noexcept {
-    return entries[(reinterpret_cast<std::uintptr_t>(key) >> 4) % kSize];
-  }
-};
-std::atomic<std::uint64_t> g_name_generation{1};
-
-NameCache& name_cache() noexcept {
-  thread_local NameCache cache;
-  std::uint64_t const now = g_name_generation.load(std::memory_order_acquire);
-  if (cache.generation != now) {
-    for (NameCache::Entry& e : cache.entries) e.key = nullptr;
-    cache.generation = now;
-  }
-  return cache;
-}
-
-std::string CuptiSource::domain_name(nvtxDomainHandle_t domain) {
-  if (domain == nullptr) return {};
-  NameCache::Entry& hit = name_cache().slot(domain);
-  if (hit.key == domain) return hit.name;
-  std::lock_guard<std::mutex> lock(nvtx_mu_);
-  auto it = domains_.find(domain);
-  if (it == domains_.end()) return "(unknown domain)";  // not cached: it may be learned later
-  hit.key = domain;
-  hit.name = it->second;
-  return hit.name;
-}
-
-std::string CuptiSource::message_of(nvtxEventAttributes_t const* attributes) {
-  if (attributes == nullptr) return {};
-  switch (attributes->messageType) {
-    case NVTX_MESSAGE_TYPE_ASCII:
-      return attributes->message.ascii != nullptr ? attributes->message.ascii : "";
-    case NVTX_MESSAGE_TYPE_REGISTERED: {
-      void const* const key = attributes->message.registered;
-      NameCache::Entry& hit = name_cache().slot(key);
-      if (hit.key == key && key != nullptr) return hit.name;
-      std::lock_guard<std::mutex> lock(nvtx_mu_);
-      auto it = strings_.find(key);
-      // Registered before pbm attached: the name is unknown here (MARKER records still have it).
-      if (it == strings_.end()) return "(registered string)";
-      hit.key = key;
-      hit.name = it->second;
-      return hit.name;
-    }
-    default:
-      return "(non-ASCII message)";
-  }
-}
-
-void CuptiSource::handle_nvtx(CUpti_CallbackId cbid, CUpti_NvtxData const* data) {
-  if (data == nullptr || data->functionParams == nullptr) return;
-  void const* params = data->functionParams;
-  switch (cbid) {
-    case CUPTI_CBID_NVTX_nvtxRangePushA: {
-      char const* message = static_cast<nvtxRangePushA_params const*>(params)->message;
-      nvtx_push("", message != nullptr ? message : "");
-      break;
-    }
-    case CUPTI_CBID_NVTX_nvtxRangePushEx:
-      nvtx_push("", message_of(static_cast<nvtxRangePushEx_params const*>(params)->eventAttrib));
-      break;
-    case CUPTI_CBID_NVTX_nvtxRangePop:
-      nvtx_pop("");
-      break;
-    case CUPTI_CBID_NVTX_nvtxDomainRangePushEx: {
-      auto const* p = static_cast<nvtxDomainRangePushEx_params const*>(params);
-      nvtx_push(domain_name(p->domain), message_of(p->core.eventAttrib));
-      break;
-    }
-    case CUPTI_CBID_NVTX_nvtxDomainRangePop:
-      nvtx_pop(domain_name(static_cast<nvtxDomainRangePop_params const*>(params)->domain));
-      break;
-    case CUPTI_CBID_NVTX_nvtxDomainCreateA: {
-      auto const* p = static_cast<nvtxDomainCreateA_params const*>(params);
-      auto const* handle = static_cast<nvtxDomainHandle_t const*>(data->functionReturnValue);
-      if (handle != nullptr && *handle != nullptr && p->name != nullptr) {
-        std::lock_guard<std::mutex> lock(nvtx_mu_);
-        domains_[*handle] = p->name;
-      }
-      break;
-    }
-    case CUPTI_CBID_NVTX_nvtxDomainRegisterStringA: {
-      auto const* p = static_cast<nvtxDomainRegisterStringA_params const*>(params);
-      auto const* handle = static_cast<nvtxStringHandle_t const*>(data->functionReturnValue);
-      if (handle != nullptr && *handle != nullptr && p->string != nullptr) {
-        std::lock_guard<std::mutex> lock(nvtx_mu_);
-        strings_[*handle] = p->string;
-      }
-      break;
-    }
-    case CUPTI_CBID_NVTX_nvtxDomainDestroy: {
-      auto const* p = static_cast<nvtxDomainDestroy_params const*>(params);
-      std::lock_guard<std::mutex> lock(nvtx_mu_);
-      domains_.erase(p->domain);
-      g_name_generation.fetch_add(1, std::memory_order_acq_rel);  // a handle may be reused
-      break;
-    }
-    default:
-      break;
-  }
-}
-
-void CuptiSource::take_buffer(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records) {
-  *max_records = 0;  // as many as fit
-  std::lock_guard<std::mutex> lock(pool_mu_);
-  if (free_.empty()) {
-    *buffer = nullptr;  // CUPTI drops records and counts them
-    *size = 0;
-    engine().counters().health().buffer_pool_exhausted.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  *buffer = free_.back();
-  free_.pop_back();
-  *size = buffer_size_;
-}
-
-void CuptiSource::complete_buffer(CUcontext ctx, std::uint32_t stream, std::uint8_t* buffer, std::size_t valid) {
-  Health& health = engine().counters().health();
-  if (buffer != nullptr && valid > 0) {
-    CUpti_Activity* record = nullptr;
-    while (api().ActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
-      try {
-        ingest_record(record);
-      } catch (...) {  // out of memory: lose this record, never unwind into CUPTI
-      }
-    }
-  }
-  std::size_t dropped = 0;
-  if (api().ActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS && dropped != 0) {
-    health.dropped_records.fetch_add(dropped, std::memory_order_relaxed);
-  }
-  health.buffers_processed.fetch_add(1, std::memory_order_relaxed);
-  if (buffer != nullptr) {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    free_.push_back(buffer);
-  }
-}
-
 }  // namespace
 
 bool source_built() noexcept { return true; }
 
-AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records,
-                           bool marker_activity) noexcept {
+AttachResult source_attach(Settings const& settings) noexcept {
   try {
-    return CuptiSource::instance().attach(buffer_count, buffer_size, activity_records, marker_activity);
+    return CuptiSource::instance().attach(settings);
   } catch (std::exception const& e) {
     return {false, false, std::string("CUPTI unavailable: ") + e.what()};
   }
@@ -489,9 +294,11 @@ AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bo
 void source_detach() noexcept { CuptiSource::instance().detach(); }
 void source_flush() noexcept { CuptiSource::instance().flush(); }
 void source_exit() noexcept { CuptiSource::instance().exit_flush(); }
+void source_after_fork_in_child() noexcept { CuptiSource::instance().close_in_child(); }
 
 std::string cupti_library_path() {
-  CuptiApi const* loaded = load_cupti(nullptr);
+  auto const [path, cuda_home] = cupti_search_from_environment();
+  CuptiApi const* loaded = load_cupti(path, cuda_home, nullptr);
   return loaded != nullptr ? loaded->path : std::string();
 }
 

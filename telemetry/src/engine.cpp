@@ -2,17 +2,15 @@
 #include "engine.hpp"
 
 #include "classify.hpp"
+#include "thread_state.hpp"
 
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+#include <thread>
 
 namespace pbm::telemetry::detail {
 namespace {
-
-// The runtime call in progress on this thread: driver calls the runtime makes underneath it
-// are aliases of it, not separate events.
-thread_local int tl_runtime_depth = 0;
-thread_local std::shared_ptr<CallContext> tl_runtime_call;
 
 std::string_view innermost(RangeStack const& ranges) noexcept {
   return ranges.empty() ? std::string_view{} : std::string_view(ranges.back().name);
@@ -32,23 +30,43 @@ std::uint64_t fallback_site(Violation const& v) noexcept {
 
 }  // namespace
 
+void ObserverList::add(Observer& o) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int const n = used_.load(std::memory_order_relaxed);
+  Slot* free_slot = nullptr;
+  for (int i = 0; i < n; ++i) {
+    Observer* const current = slots_[i].observer.load(std::memory_order_relaxed);
+    if (current == &o) throw std::invalid_argument("pbm telemetry: add_observer: this observer is registered already");
+    if (current == nullptr && free_slot == nullptr) free_slot = &slots_[i];
+  }
+  if (free_slot == nullptr) {
+    if (n == kMaxObservers) {
+      throw std::length_error("pbm telemetry: add_observer: " + std::to_string(kMaxObservers) +
+                              " observers are registered already");
+    }
+    free_slot = &slots_[n];
+    free_slot->observer.store(&o, std::memory_order_seq_cst);
+    used_.store(n + 1, std::memory_order_release);
+    return;
+  }
+  free_slot->observer.store(&o, std::memory_order_seq_cst);
+}
+
+void ObserverList::remove(Observer& o) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  int const n = used_.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; ++i) {
+    Slot& s = slots_[i];
+    if (s.observer.load(std::memory_order_relaxed) != &o) continue;
+    s.observer.store(nullptr, std::memory_order_seq_cst);
+    // A reader that marked the slot busy before the store may still be calling `o`.
+    while (s.busy.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    return;
+  }
+}
+
 Engine::Engine(std::size_t range_label_cap)
     : counters_(std::make_unique<Counters>(range_label_cap)), table_(kTableSize) {}
-
-void Engine::reset(std::size_t range_label_cap) {
-  counters_ = std::make_unique<Counters>(range_label_cap);
-  {
-    std::lock_guard<std::mutex> lock(table_mu_);
-    for (Slot& s : table_) s = Slot{};
-  }
-  {
-    std::lock_guard<std::mutex> lock(marker_mu_);
-    marker_stacks_.clear();
-    observed_.clear();
-  }
-  std::lock_guard<std::mutex> lock(warned_mu_);
-  warned_sites_.clear();
-}
 
 // Direct-mapped and bounded: a newer call evicts an older one with the same slot; its record
 // then counts as unattributed rather than growing memory without limit.
@@ -66,15 +84,18 @@ std::shared_ptr<CallContext> Engine::find(std::uint64_t k) const {
 }
 
 bool Engine::api_enter(ApiCall const& call) {
-  if (!call.runtime && tl_runtime_depth > 0) {
-    if (tl_runtime_call) remember(key(false, call.correlation), tl_runtime_call);
+  // The runtime call in progress on this thread: driver calls the runtime makes underneath it are
+  // aliases of it, not separate events.
+  ThreadState& thread = cupti_fed();
+  if (!call.runtime && thread.runtime_depth > 0) {
+    if (thread.runtime_call) remember(key(false, call.correlation), thread.runtime_call);
     return false;
   }
   auto ctx = std::make_shared<CallContext>(capture_context());
   ctx->api = call.name;
   if (call.runtime) {
-    ++tl_runtime_depth;
-    tl_runtime_call = ctx;
+    ++thread.runtime_depth;
+    thread.runtime_call = ctx;
   }
   bool const judges_sync = call.cls != ApiCall::Class::memcpy_async;
   bool const copies = call.cls != ApiCall::Class::sync;
@@ -98,15 +119,17 @@ bool Engine::api_enter(ApiCall const& call) {
 }
 
 void Engine::api_exit(ApiCall const& call) noexcept {
-  if (!call.runtime || tl_runtime_depth == 0) return;
-  if (--tl_runtime_depth == 0) tl_runtime_call.reset();
+  if (!call.runtime) return;
+  ThreadState* thread = this_thread_if_any();
+  if (thread == nullptr || thread->runtime_depth == 0) return;
+  if (--thread->runtime_depth == 0) thread->runtime_call.reset();
 }
 
 void Engine::judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site) {
   auto const allow = allow_list_snapshot();
   Verdict const verdict = classify_sync(ev.api, ctx.sync_rule, ctx.pbm_wait, ev.ranges, *allow);
   counters_->add_sync(ev.api, verdict.expected, innermost(ev.ranges));
-  if (Observer* o = observer_.load()) o->on_sync(ev, verdict.expected);
+  observers_.each([&](Observer& o) { o.on_sync(ev, verdict.expected); });
   if (verdict.expected) return;
   counters_->add_violation(verdict.rule);
   Violation v;
@@ -130,7 +153,7 @@ void Engine::report(Violation v, CallContext const& ctx, Backtrace const* bt) {
   } else {
     v.site = fallback_site(v);
   }
-  if (Observer* o = observer_.load()) o->on_violation(v);
+  observers_.each([&](Observer& o) { o.on_violation(v); });
   if (ctx.guard) {  // thrown at the guard's scope exit, on its own thread
     ctx.guard->add(std::move(v));
     return;
@@ -175,7 +198,7 @@ void Engine::on_memcpy(MemcpyEvent ev, bool at_call_site) {
   Verdict const verdict = classify_memcpy(ev, c.memcpy_rule, ev.ranges, *allow);
   counters_->add_memcpy(ev.direction, host_side_memory(ev.src_kind, ev.dst_kind), verdict.expected,
                         innermost(ev.ranges), ev.bytes);
-  if (Observer* o = observer_.load()) o->on_memcpy(ev, verdict.expected);
+  observers_.each([&](Observer& o) { o.on_memcpy(ev, verdict.expected); });
   if (verdict.expected) return;
   counters_->add_violation(verdict.rule);
   Violation v;
@@ -194,7 +217,7 @@ void Engine::on_memset(MemsetEvent const& ev) {
   counters_->health().records_processed.fetch_add(1, std::memory_order_relaxed);
   if (get_mode() == Mode::off) return;
   counters_->add_memset(ev.bytes);
-  if (Observer* o = observer_.load()) o->on_memset(ev);
+  observers_.each([&](Observer& o) { o.on_memset(ev); });
 }
 
 void Engine::on_sync(SyncEvent ev) {
@@ -250,7 +273,7 @@ void Engine::on_marker(MarkerEvent const& ev) {
       if (observed_.size() < 1024) observed_.emplace(bounded_range_name(ev.domain), bounded_range_name(ev.name));
     }
   }
-  if (Observer* o = observer_.load()) o->on_marker(ev);
+  observers_.each([&](Observer& o) { o.on_marker(ev); });
 }
 
 RangeStack Engine::marker_ranges(std::uint32_t thread) const {
@@ -268,9 +291,16 @@ std::vector<std::pair<std::string, std::string>> Engine::observed_ranges() const
   return {observed_.begin(), observed_.end()};
 }
 
-Engine& engine() {
-  static Engine* const instance = new Engine();
+Engine& engine(std::size_t range_label_cap_if_new) {
+  static Engine* const instance = new Engine(range_label_cap_if_new);
   return *instance;
 }
+
+}  // namespace pbm::telemetry::detail
+
+namespace pbm::telemetry {
+
+void add_observer(Observer& observer) { detail::engine().add_observer(observer); }
+void remove_observer(Observer& observer) noexcept { detail::engine().remove_observer(observer); }
 
 }  // namespace pbm::telemetry::detail

@@ -12,6 +12,7 @@
 
 #include <pbm/telemetry/counters.hpp>
 #include <pbm/telemetry/events.hpp>
+#include <pbm/telemetry/observer.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -25,16 +26,7 @@
 
 namespace pbm::telemetry::detail {
 
-/// An NVTX marker as CUPTI records it (CUpti_ActivityMarker2, decoded).
-struct MarkerEvent {
-  enum class Kind : std::uint8_t { start, end, instant, other } kind{Kind::other};
-  std::uint32_t id{0};
-  std::uint32_t thread{0};   // objectId.pt.threadId (OS thread id with CUPTI_ACTIVITY_THREAD_ID_TYPE_SYSTEM)
-  std::uint32_t process{0};
-  std::uint64_t timestamp{0};
-  std::string name;          // empty on end markers
-  std::string domain;        // "" for NVTX's default domain
-};
+using pbm::telemetry::MarkerEvent;
 
 /// A CUDA API call that copies or synchronises, as seen by a runtime/driver API callback.
 struct ApiCall {
@@ -47,24 +39,45 @@ struct ApiCall {
   std::uint32_t stream{0};       // CUPTI stream id when known
 };
 
-/// Sees every judged event (tests, and future exporters of event streams).
-class Observer {
+/// The registered observers (observer.hpp): a fixed set of slots, read without a lock on every
+/// event. A reader marks its slot busy while it calls the observer, so remove() can wait for calls
+/// in flight.
+class ObserverList {
  public:
-  virtual ~Observer() = default;
-  virtual void on_memcpy(MemcpyEvent const&, bool /*expected*/) {}
-  virtual void on_sync(SyncEvent const&, bool /*expected*/) {}
-  virtual void on_memset(MemsetEvent const&) {}
-  virtual void on_marker(MarkerEvent const&) {}
-  virtual void on_violation(Violation const&) {}
+  void add(Observer& o);
+  void remove(Observer& o) noexcept;
+  template <class Call>
+  void each(Call&& call) const noexcept {
+    int const n = used_.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) {
+      Slot const& s = slots_[i];
+      s.busy.fetch_add(1, std::memory_order_seq_cst);
+      if (Observer* o = s.observer.load(std::memory_order_seq_cst)) {
+        try {
+          call(*o);
+        } catch (...) {  // never unwinds into CUPTI or the CUDA call
+        }
+      }
+      s.busy.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+ private:
+  struct Slot {
+    std::atomic<Observer*> observer{nullptr};
+    mutable std::atomic<int> busy{0};
+  };
+  std::mutex mu_;  // add/remove only
+  Slot slots_[kMaxObservers];
+  std::atomic<int> used_{0};  // slots ever used (a high-water mark)
 };
 
 class Engine {
  public:
   explicit Engine(std::size_t range_label_cap = Counters::kDefaultRangeCap);
 
+  /// Allocated with the engine, never replaced: exporters and users hold references to it.
   Counters& counters() noexcept { return *counters_; }
-  /// Replaces the counters (start() before attach, and tests). Not safe while CUPTI is attached.
-  void reset(std::size_t range_label_cap);
 
   /// Judges a sync at its call; remembers the call's context for its records. Returns false for a
   /// driver call the runtime makes underneath a runtime call (an alias, not a separate event).
@@ -83,7 +96,8 @@ class Engine {
   /// Distinct (domain, name) pairs seen in MARKER start records (bounded).
   std::vector<std::pair<std::string, std::string>> observed_ranges() const;
 
-  void set_observer(Observer* observer) noexcept { observer_.store(observer); }
+  void add_observer(Observer& o) { observers_.add(o); }
+  void remove_observer(Observer& o) noexcept { observers_.remove(o); }
 
  private:
   static constexpr std::size_t kTableSize = 16384;
@@ -101,8 +115,8 @@ class Engine {
   void judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site);
   void report(Violation v, CallContext const& ctx, Backtrace const* bt);
 
-  std::unique_ptr<Counters> counters_;
-  std::atomic<Observer*> observer_{nullptr};
+  std::unique_ptr<Counters> const counters_;
+  ObserverList observers_;
 
   mutable std::mutex table_mu_;
   std::vector<Slot> table_;
@@ -115,7 +129,9 @@ class Engine {
   std::set<std::uint64_t> warned_sites_;
 };
 
-/// The process's engine (never destroyed: CUPTI may deliver records during exit).
-Engine& engine();
+/// The process's engine, created at its first use (never destroyed: CUPTI may deliver records
+/// during exit). Its counters' range label cap is `range_label_cap_if_new` when this call creates
+/// it, else the cap it was created with.
+Engine& engine(std::size_t range_label_cap_if_new = Counters::kDefaultRangeCap);
 
 }  // namespace pbm::telemetry::detail

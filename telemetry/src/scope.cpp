@@ -1,26 +1,16 @@
-// Thread-local scope state and the guards that edit it.
+// The calling thread's scope state and the guards that edit it.
 #include "scope.hpp"
+
+#include "thread_state.hpp"
 
 #include <pbm/expected.hpp>
 #include <pbm/telemetry/counters.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #include <exception>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 namespace pbm::telemetry::detail {
 namespace {
-
-struct ThreadScopes {
-  std::vector<ScopeEntry> scopes;
-  RangeStack ranges;
-};
-
-ThreadScopes& tls() noexcept {
-  thread_local ThreadScopes state;
-  return state;
-}
 
 bool names(What what, What kind) noexcept {
   return (static_cast<unsigned>(what) & static_cast<unsigned>(kind)) != 0;
@@ -28,13 +18,8 @@ bool names(What what, What kind) noexcept {
 
 }  // namespace
 
-std::uint32_t current_thread_id() noexcept {
-  thread_local std::uint32_t const id = static_cast<std::uint32_t>(::syscall(SYS_gettid));
-  return id;
-}
-
 CallContext capture_context() {
-  ThreadScopes const& state = tls();
+  ThreadState const& state = cupti_fed();
   CallContext ctx;
   ctx.thread = current_thread_id();
   ctx.mode = get_mode();
@@ -62,12 +47,12 @@ CallContext capture_context() {
 
 void nvtx_push(std::string_view domain, std::string_view name) {
   // Copied into every API call's context: a name of any length costs at most kMaxRangeNameBytes.
-  tls().ranges.push_back(Range{std::string(bounded_range_name(domain)), std::string(bounded_range_name(name))});
+  cupti_fed().ranges.push_back(Range{std::string(bounded_range_name(domain)), std::string(bounded_range_name(name))});
 }
 
 void nvtx_pop(std::string_view domain) {
   domain = bounded_range_name(domain);
-  RangeStack& ranges = tls().ranges;
+  RangeStack& ranges = cupti_fed().ranges;
   for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
     if (it->domain == domain) {
       ranges.erase(std::next(it).base());
@@ -76,13 +61,13 @@ void nvtx_pop(std::string_view domain) {
   }
 }
 
-RangeStack const& current_ranges() noexcept { return tls().ranges; }
+RangeStack const& current_ranges() { return cupti_fed().ranges; }
 
-void push_scope(ScopeEntry entry) { tls().scopes.push_back(std::move(entry)); }
+void push_scope(ScopeEntry entry) { this_thread().scopes.push_back(std::move(entry)); }
 
 void pop_scope() noexcept {
-  auto& scopes = tls().scopes;
-  if (!scopes.empty()) scopes.pop_back();
+  ThreadState* state = this_thread_if_any();
+  if (state != nullptr && !state->scopes.empty()) state->scopes.pop_back();
 }
 
 }  // namespace pbm::telemetry::detail
@@ -90,7 +75,9 @@ void pop_scope() noexcept {
 namespace pbm::telemetry {
 
 Mode effective_mode() noexcept {
-  auto const& scopes = detail::tls().scopes;
+  detail::ThreadState const* state = detail::this_thread_if_any();
+  if (state == nullptr) return get_mode();
+  auto const& scopes = state->scopes;
   for (auto it = scopes.rbegin(); it != scopes.rend(); ++it) {
     if (it->kind == detail::ScopeEntry::Kind::mode) return it->mode;
   }

@@ -1,5 +1,6 @@
-// Thread-local scope state (guards, scoped mode, NVTX range stack) and its capture at API-callback
-// time. Private to telemetry/; visible to tests.
+// Scope state (guards, scoped mode, NVTX range stack) of the calling thread, kept in its
+// ThreadState (thread_state.hpp), and its capture at API-callback time. Private to telemetry/;
+// visible to tests.
 #pragma once
 
 #include <pbm/telemetry/policy.hpp>
@@ -53,9 +54,6 @@ struct CallContext {
   bool sync_judged{false};                 // the call's sync was judged at the callback
 };
 
-/// OS thread id (gettid), cached per thread.
-std::uint32_t current_thread_id() noexcept;
-
 /// Captures the calling thread's scope state (no backtrace).
 CallContext capture_context();
 
@@ -63,7 +61,7 @@ CallContext capture_context();
 void nvtx_push(std::string_view domain, std::string_view name);
 /// Pops the innermost range of `domain` (NVTX keeps one stack per domain and thread).
 void nvtx_pop(std::string_view domain);
-RangeStack const& current_ranges() noexcept;
+RangeStack const& current_ranges();
 
 // Guard bookkeeping (used by Forbid/Expect/ScopedMode).
 struct ScopeEntry {

@@ -1,6 +1,9 @@
 // The CUPTI source behind the public facade (telemetry.cpp). Implemented by cupti_source.cpp
-// when built with CUPTI, else by cupti_none.cpp. Callers serialise (the facade's mutex).
+// when built with CUPTI, else by cupti_none.cpp. The facade serialises attach/detach/flush; exit and
+// fork handlers call in without a lock.
 #pragma once
+
+#include "environment.hpp"
 
 #include <cstddef>
 #include <string>
@@ -14,20 +17,19 @@ struct AttachResult {
 };
 
 bool source_built() noexcept;
-AttachResult source_attach(std::size_t buffer_count, std::size_t buffer_size, bool activity_records,
-                           bool marker_activity) noexcept;
+AttachResult source_attach(Settings const& settings) noexcept;
 void source_detach() noexcept;
 void source_flush() noexcept;
-/// At process exit: flush the last records, then stop handling callbacks without calling into
-/// CUPTI again. Disabling or unsubscribing there crashed (H100, exit status 139 of every program
-/// under pbm-guard: cuptiActivityDisable faulted inside libcupti once its own exit-time teardown
-/// had run, which happens first when NVTX loaded libcupti as its injection).
+/// At process exit: flush the last records, then ignore callbacks without calling into CUPTI
+/// again (libcupti may have torn itself down first: docs/RELIABILITY.md).
 void source_exit() noexcept;
-/// Absolute path of the libcupti this process loaded (dlopen; loads it if needed). "" when not
-/// built with CUPTI or libcupti cannot be loaded.
+/// In a forked child (pthread_atfork): ignore callbacks and never call CUPTI again.
+/// Async-signal-safe.
+void source_after_fork_in_child() noexcept;
+/// Absolute path of the libcupti this process loaded (dlopen; loads it if needed, looking where
+/// PBM_CUPTI_PATH and CUDA_HOME say). "" when not built with CUPTI or libcupti cannot be loaded.
 std::string cupti_library_path();
-/// Tests only: forget the loaded libcupti (unless attached) so the next attach reads
-/// PBM_CUPTI_PATH again.
+/// Tests only: forget the loaded libcupti (unless attached) so the next attach looks again.
 void forget_library_for_testing() noexcept;
 
 }  // namespace pbm::telemetry::detail

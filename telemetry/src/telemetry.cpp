@@ -1,85 +1,107 @@
 // Public facade: configuration, lifecycle and status.
+//
+// start/stop/attach/detach/flush/status serialise on one mutex. The exit handler and the fork
+// handlers take no lock that another thread can hold: exit() may run while any thread is anywhere,
+// and a forked child has only the thread that forked.
 #include <pbm/telemetry/telemetry.hpp>
 
 #include "engine.hpp"
+#include "environment.hpp"
 #include "source.hpp"
+#include "thread_state.hpp"
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 namespace pbm::telemetry {
 namespace {
 
+constexpr char kForkedChild[] =
+    "forked child: telemetry is off here (CUDA is unusable after fork; counts are the parent's at the fork)";
+
 struct State {
   std::mutex mu;
   bool started{false};
-  bool attached{false};
+  std::atomic<bool> attached{false};
+  std::atomic<bool> closed{false};  // exiting, or a forked child: never attaches again
   bool subscriber_taken{false};
-  bool atexit_registered{false};
-  std::size_t buffer_count{8};
-  std::size_t buffer_size{1u << 20};
-  bool activity_records{false};
-  bool marker_activity{false};
+  bool handlers_registered{false};
+  detail::Settings settings;
   std::string reason{"not started"};
   std::set<std::string> logged;  // one line per distinct reason
 };
 
 State& state() {
-  static State* const s = new State();  // used from atexit
+  static State* const s = new State();  // used from atexit and fork handlers
   return *s;
-}
-
-std::vector<std::string> split_list(char const* text) {
-  std::vector<std::string> out;
-  if (text == nullptr) return out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    auto b = item.find_first_not_of(" \t");
-    auto e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
 }
 
 void log_once(State& s, std::string const& line) {
   if (s.logged.insert(line).second) std::fprintf(stderr, "pbm telemetry: %s\n", line.c_str());
 }
 
+Health& health() { return detail::engine().counters().health(); }
+
 bool attach_locked(State& s) noexcept {
-  if (s.attached) return true;
-  detail::AttachResult const r = detail::source_attach(s.buffer_count, s.buffer_size, s.activity_records, s.marker_activity);
-  s.attached = r.attached;
+  if (s.attached.load()) return true;
+  if (s.closed.load()) return false;
+  // Callbacks lost while detached (a call's exit, an NVTX pop) must not leave per-thread state wrong.
+  detail::begin_attach_epoch();
+  detail::AttachResult const r = detail::source_attach(s.settings);
+  s.attached.store(r.attached);
   s.subscriber_taken = r.subscriber_taken;
   s.reason = r.reason;
-  Health& health = detail::engine().counters().health();
-  health.cupti_attached.store(r.attached);
-  health.subscriber_taken.store(r.subscriber_taken);
+  health().cupti_attached.store(r.attached);
+  health().subscriber_taken.store(r.subscriber_taken);
   if (!r.attached) log_once(s, r.reason);
   return r.attached;
 }
 
 void detach_locked(State& s) noexcept {
-  if (!s.attached) return;
+  if (!s.attached.load()) return;
   detail::source_detach();
-  s.attached = false;
+  s.attached.store(false);
   s.reason = "detached";
-  detail::engine().counters().health().cupti_attached.store(false);
+  health().cupti_attached.store(false);
 }
 
+// No lock: another thread may hold the state mutex for as long as it likes.
 void at_exit() noexcept {
   State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.attached) return;
+  if (s.closed.exchange(true)) return;  // a forked child, or exit() twice
   // The last records are judged and counted; CUPTI is not disabled or unsubscribed here (see
   // source_exit): libcupti may already have torn itself down.
   detail::source_exit();
-  s.attached = false;
-  s.reason = "process exiting";
+  s.attached.store(false);
+  health().cupti_attached.store(false);
+}
+
+// A child must never inherit a lock held by a thread it does not have: the parent takes the
+// facade's and the environment's locks around fork().
+void before_fork() noexcept {
+  state().mu.lock();
+  detail::environment_lock_before_fork();
+}
+void after_fork_in_parent() noexcept {
+  detail::environment_unlock_after_fork();
+  state().mu.unlock();
+}
+void after_fork_in_child() noexcept {
+  State& s = state();
+  detail::thread_state_after_fork_in_child();
+  detail::source_after_fork_in_child();
+  s.closed.store(true);
+  s.attached.store(false);
+  s.subscriber_taken = false;
+  s.reason = kForkedChild;
   detail::engine().counters().health().cupti_attached.store(false);
+  detail::environment_unlock_after_fork();
+  s.mu.unlock();
 }
 
 }  // namespace
@@ -89,43 +111,26 @@ void start(Config const& config) {
     throw std::invalid_argument("pbm telemetry: buffer_count must be > 0 and buffer_size >= 4096 (got " +
                                 std::to_string(config.buffer_count) + " x " + std::to_string(config.buffer_size) + ")");
   }
-  Mode mode = Mode::count;
-  if (config.mode) {
-    mode = *config.mode;
-  } else if (char const* env = std::getenv("PBM_MODE"); env != nullptr && *env != '\0') {
-    try {
-      mode = parse_mode(env);
-    } catch (std::invalid_argument const&) {
-      throw std::invalid_argument(std::string("PBM_MODE: invalid value '") + env +
-                                  "' (expected one of: off, count, warn, assert)");
-    }
-  }
-  std::vector<std::string> allow = split_list(std::getenv("PBM_NVTX_ALLOW"));
-  allow.insert(allow.end(), config.allowed_ranges.begin(), config.allowed_ranges.end());
+  detail::Settings settings = detail::resolve(config);  // throws for a bad PBM_MODE
 
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  detail::Engine& engine = detail::engine();
+  // The counters are allocated once, never replaced: exporters and users hold references.
+  detail::Engine& engine = detail::engine(config.range_label_cap);
   if (config.range_label_cap != engine.counters().range_label_cap()) {
-    if (s.attached || s.started) {
-      log_once(s, "range_label_cap is fixed by the first start(); keeping " +
-                      std::to_string(engine.counters().range_label_cap()));
-    } else {
-      engine.reset(config.range_label_cap);
-    }
+    log_once(s, "range_label_cap is fixed when the counters are first used; keeping " +
+                    std::to_string(engine.counters().range_label_cap()));
   }
-  set_mode(mode);
-  set_range_allow_list(std::move(allow));
+  set_mode(*settings.config.mode);
+  set_range_allow_list(settings.config.allowed_ranges);
   if (config.set_nvtx_injection) ensure_nvtx_injection();
-  s.buffer_count = config.buffer_count;
-  s.buffer_size = config.buffer_size;
-  s.activity_records = config.activity_records;
-  s.marker_activity = config.marker_activity;
+  s.settings = std::move(settings);
   s.started = true;
-  s.reason = "started, not attached";
-  if (!s.atexit_registered) {
+  if (!s.closed.load()) s.reason = "started, not attached";
+  if (!s.handlers_registered) {
     std::atexit(&at_exit);
-    s.atexit_registered = true;
+    pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
+    s.handlers_registered = true;
   }
   if (config.attach) attach_locked(s);
 }
@@ -135,7 +140,7 @@ void stop() noexcept {
   std::lock_guard<std::mutex> lock(s.mu);
   detach_locked(s);
   s.started = false;
-  s.reason = "stopped";
+  if (!s.closed.load()) s.reason = "stopped";
 }
 
 bool attach() noexcept {
@@ -153,7 +158,7 @@ void detach() noexcept {
 void flush() noexcept {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.attached) detail::source_flush();
+  if (s.attached.load()) detail::source_flush();
 }
 
 Status status() {
@@ -161,7 +166,7 @@ Status status() {
   std::lock_guard<std::mutex> lock(s.mu);
   Status st;
   st.started = s.started;
-  st.attached = s.attached;
+  st.attached = s.attached.load();
   st.subscriber_taken = s.subscriber_taken;
   st.cupti_built = detail::source_built();
   st.mode = get_mode();
@@ -172,13 +177,9 @@ Status status() {
 Counters& counters() { return detail::engine().counters(); }
 
 std::string ensure_nvtx_injection() {
-  if (char const* current = std::getenv("NVTX_INJECTION64_PATH"); current != nullptr && *current != '\0') {
-    return current;
-  }
-  std::string const path = detail::cupti_library_path();
-  if (!path.empty()) setenv("NVTX_INJECTION64_PATH", path.c_str(), /*overwrite=*/0);
-  char const* now = std::getenv("NVTX_INJECTION64_PATH");
-  return now != nullptr ? now : "";
+  std::string current = detail::nvtx_injection();
+  if (!current.empty()) return current;  // the user's choice; libcupti is not even loaded
+  return detail::set_nvtx_injection_if_unset(detail::cupti_library_path());
 }
 
 }  // namespace pbm::telemetry

@@ -18,7 +18,7 @@ namespace pd = pbm::telemetry::detail;
 
 namespace {
 
-struct Recorder : pd::Observer {
+struct Recorder : pt::Observer {
   std::vector<pt::MemcpyEvent> copies;
   std::vector<pt::MemsetEvent> memsets;
   std::vector<pt::SyncEvent> syncs;
@@ -53,7 +53,7 @@ class DecoderTest : public ::testing::Test {
   void SetUp() override {
     pt::set_mode(pt::Mode::count);
     pt::set_range_allow_list({});
-    engine.set_observer(&recorder);
+    engine.add_observer(recorder);
   }
   pd::Engine engine;
   Recorder recorder;

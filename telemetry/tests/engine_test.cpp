@@ -1,6 +1,7 @@
 // The pipeline after the decoder, fed the way the CUPTI callbacks feed it: api_enter on the
 // calling thread, records later (here: on the same thread, or another one).
 #include "engine.hpp"
+#include "thread_state.hpp"
 
 #include <pbm/expected.hpp>
 #include <pbm/telemetry/policy.hpp>
@@ -15,7 +16,7 @@ namespace pd = pbm::telemetry::detail;
 
 namespace {
 
-struct Recorder : pd::Observer {
+struct Recorder : pt::Observer {
   std::vector<std::pair<pt::MemcpyEvent, bool>> copies;
   std::vector<std::pair<pt::SyncEvent, bool>> syncs;
   std::vector<pt::Violation> violations;
@@ -51,7 +52,7 @@ class EngineTest : public ::testing::Test {
   void SetUp() override {
     pt::set_mode(pt::Mode::count);
     pt::set_range_allow_list({});
-    engine.set_observer(&recorder);
+    engine.add_observer(recorder);
   }
   void TearDown() override {
     pt::set_mode(pt::Mode::count);

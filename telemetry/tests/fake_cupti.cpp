@@ -1,11 +1,17 @@
-// A stand-in libcupti for CPU tests of the buffer path (cupti_buffer_test.cpp), loaded through
-// PBM_CUPTI_PATH exactly as the real one is: every function pbm resolves, succeeding, plus two
-// hooks with which the test plays CUPTI's part: ask pbm for a buffer, and hand one back full of
-// records with a count of records dropped. Records are walked by their CUDA 13.0 struct sizes.
+// A stand-in libcupti for CPU tests (cupti_buffer_test.cpp, lifecycle_test.cpp), loaded through
+// PBM_CUPTI_PATH exactly as the real one is: every function pbm resolves, succeeding, plus hooks
+// with which a test plays CUPTI's part: ask pbm for a buffer, hand one back full of records with a
+// count of records dropped, and deliver an API or NVTX callback to the subscriber as CUPTI would
+// (only while subscribed, and only for callbacks enabled and not disabled since). Records are
+// walked by their CUDA 13.0 struct sizes.
 #include <cupti.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <set>
+#include <utility>
 
 // Linked against the empty libcuda.so.1 beside it (fake_libcuda.cpp) with --no-as-needed, so that
 // loading this library loads "the driver" too. It uses none of that library's symbols: where a
@@ -18,6 +24,21 @@ CUpti_BuffersCallbackRequestFunc g_request = nullptr;
 CUpti_BuffersCallbackCompleteFunc g_complete = nullptr;
 std::size_t g_dropped = 0;
 int g_subscriber_storage = 0;
+
+// The subscriber, as CUPTI keeps it: one at a time; callbacks enabled per (domain, id).
+std::mutex g_mu;
+bool g_subscribed = false;
+CUpti_CallbackFunc g_callback = nullptr;
+void* g_userdata = nullptr;
+std::set<std::pair<int, CUpti_CallbackId>> g_enabled;
+std::atomic<std::uint32_t> g_correlation{1};
+
+/// The subscriber's function and data if (domain, cbid) is enabled now; else {nullptr, nullptr}.
+std::pair<CUpti_CallbackFunc, void*> target(CUpti_CallbackDomain domain, CUpti_CallbackId cbid) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_subscribed || g_enabled.count({domain, cbid}) == 0) return {nullptr, nullptr};
+  return {g_callback, g_userdata};
+}
 
 std::size_t record_size(CUpti_ActivityKind kind) {
   switch (kind) {
@@ -42,15 +63,41 @@ CUptiResult CUPTIAPI cuptiGetResultString(CUptiResult, const char** str) {
   return CUPTI_SUCCESS;
 }
 CUptiResult CUPTIAPI cuptiSetThreadIdType(CUpti_ActivityThreadIdType) { return CUPTI_SUCCESS; }
-CUptiResult CUPTIAPI cuptiSubscribe(CUpti_SubscriberHandle* subscriber, CUpti_CallbackFunc, void*) {
+CUptiResult CUPTIAPI cuptiSubscribe(CUpti_SubscriberHandle* subscriber, CUpti_CallbackFunc callback, void* userdata) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_subscribed) return CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+  g_subscribed = true;
+  g_callback = callback;
+  g_userdata = userdata;
+  g_enabled.clear();
   *subscriber = reinterpret_cast<CUpti_SubscriberHandle>(&g_subscriber_storage);
   return CUPTI_SUCCESS;
 }
-CUptiResult CUPTIAPI cuptiUnsubscribe(CUpti_SubscriberHandle) { return CUPTI_SUCCESS; }
-CUptiResult CUPTIAPI cuptiEnableCallback(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain, CUpti_CallbackId) {
+CUptiResult CUPTIAPI cuptiUnsubscribe(CUpti_SubscriberHandle) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_subscribed = false;
+  g_callback = nullptr;
+  g_userdata = nullptr;
+  g_enabled.clear();
   return CUPTI_SUCCESS;
 }
-CUptiResult CUPTIAPI cuptiEnableDomain(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain) { return CUPTI_SUCCESS; }
+CUptiResult CUPTIAPI cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHandle, CUpti_CallbackDomain domain,
+                                         CUpti_CallbackId cbid) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (enable != 0) {
+    g_enabled.insert({domain, cbid});
+  } else {
+    g_enabled.erase({domain, cbid});
+  }
+  return CUPTI_SUCCESS;
+}
+CUptiResult CUPTIAPI cuptiEnableDomain(uint32_t enable, CUpti_SubscriberHandle, CUpti_CallbackDomain domain) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (enable == 0) {
+    for (auto it = g_enabled.begin(); it != g_enabled.end();) it = it->first == domain ? g_enabled.erase(it) : std::next(it);
+  }
+  return CUPTI_SUCCESS;
+}
 CUptiResult CUPTIAPI cuptiActivityRegisterCallbacks(CUpti_BuffersCallbackRequestFunc request,
                                                     CUpti_BuffersCallbackCompleteFunc complete) {
   g_request = request;
@@ -99,6 +146,33 @@ __attribute__((visibility("default"))) void pbm_fake_cupti_complete(uint8_t* buf
                                                                     size_t dropped) {
   g_dropped += dropped;
   if (g_complete != nullptr) g_complete(nullptr, 0, buffer, size, valid);
+}
+
+/// CUPTI calls the subscriber at an API's entry (`enter` != 0) or exit, on the calling thread.
+/// `correlation` 0 takes a fresh id; returns the id used (pass it again for the matching exit).
+/// Returns 0 and calls nothing when the callback is not enabled for a subscriber now.
+__attribute__((visibility("default"))) uint32_t pbm_fake_cupti_api(int domain, uint32_t cbid, int enter,
+                                                                   uint32_t correlation, void const* params) {
+  auto const [callback, userdata] = target(static_cast<CUpti_CallbackDomain>(domain), cbid);
+  if (callback == nullptr) return 0;
+  if (correlation == 0) correlation = g_correlation.fetch_add(1);
+  CUpti_CallbackData data{};
+  data.callbackSite = enter != 0 ? CUPTI_API_ENTER : CUPTI_API_EXIT;
+  data.functionName = "fake";
+  data.functionParams = params;
+  data.correlationId = correlation;
+  callback(userdata, static_cast<CUpti_CallbackDomain>(domain), cbid, &data);
+  return correlation;
+}
+/// An NVTX callback (nvtxRangePushA, nvtxRangePop, ...) with its parameter struct.
+__attribute__((visibility("default"))) int pbm_fake_cupti_nvtx(uint32_t cbid, void const* params) {
+  auto const [callback, userdata] = target(CUPTI_CB_DOMAIN_NVTX, cbid);
+  if (callback == nullptr) return 0;
+  CUpti_NvtxData data{};
+  data.functionName = "fake";
+  data.functionParams = params;
+  callback(userdata, CUPTI_CB_DOMAIN_NVTX, cbid, &data);
+  return 1;
 }
 
 }  // extern "C"

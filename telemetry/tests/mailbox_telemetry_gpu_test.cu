@@ -56,7 +56,7 @@ __global__ void sleep_kernel(unsigned long long ns) {
   } while (now - start < ns);
 }
 
-struct Recorder : pd::Observer {
+struct Recorder : pt::Observer {
   std::mutex mu;
   std::vector<std::pair<pt::MemcpyEvent, bool>> copies;
   std::vector<std::pair<pt::SyncEvent, bool>> syncs;
@@ -122,11 +122,11 @@ class MailboxTelemetryGpu : public ::testing::Test {
     // Warm-up: the completion pool, module loading and NVTX string registration happen here.
     loop(kWarmup, pbm::WaitPolicy{});
     pt::flush();
-    pd::engine().set_observer(&recorder_);
+    pt::add_observer(recorder_);
     before_ = totals();
   }
   void TearDown() override {
-    pd::engine().set_observer(nullptr);
+    pt::remove_observer(recorder_);
     mailbox_.reset();
     if (src_ != nullptr) cudaFree(src_);
     if (dst_ != nullptr) cudaFree(dst_);

@@ -1,6 +1,7 @@
 // GPU tests: real CUPTI detection on a real device. Each case is its own ctest process
 // (gtest_discover_tests), since CUPTI and NVTX injection are process-wide. Skips without a device.
 #include "engine.hpp"
+#include "thread_state.hpp"
 
 #include <pbm/expected.hpp>
 #include <pbm/nvtx.hpp>
@@ -27,7 +28,7 @@ bool have_device() {
 
 #define CHECK_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
 
-struct Recorder : pd::Observer {
+struct Recorder : pt::Observer {
   std::mutex mu;
   std::vector<pt::MemcpyEvent> copies;
   std::vector<pt::SyncEvent> syncs;
@@ -58,10 +59,10 @@ class TelemetryGpu : public ::testing::Test {
     CHECK_CUDA(cudaMalloc(&device_, kBytes));
     CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     pt::flush();
-    pd::engine().set_observer(&recorder_);
+    pt::add_observer(recorder_);
   }
   void TearDown() override {
-    pd::engine().set_observer(nullptr);
+    pt::remove_observer(recorder_);
     if (device_ != nullptr) cudaFree(device_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }

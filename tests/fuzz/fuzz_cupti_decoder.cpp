@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,7 +40,7 @@ union AnyRecord {
 };
 
 // Reports and range formatting see every violation, with whatever names the input chose.
-struct Formatter : pd::Observer {
+struct Formatter : pt::Observer {
   void on_violation(pt::Violation const& v) override { (void)pt::format_report(v); }
   void on_memcpy(pt::MemcpyEvent const& ev, bool) override { (void)pt::format_ranges(ev.ranges); }
 };
@@ -70,13 +71,12 @@ void clear_ranges() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {
-  static pd::Engine* const engine = new pd::Engine();  // like the process's: never destroyed
   static Formatter formatter;
   pbm::fuzz::Input in(data, size);
 
   std::size_t const cap = in.pick(9);  // 0..8 range names before "other"
-  engine->reset(cap);
-  engine->set_observer(&formatter);
+  auto const engine = std::make_unique<pd::Engine>(cap);  // fresh counters for each input
+  engine->add_observer(formatter);
   pt::set_mode(pt::Mode::count);
   clear_ranges();
   {
@@ -231,6 +231,6 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
   for (std::uint32_t t : {0u, 1u, 255u, 0xffffffffu}) open += engine->marker_ranges(t).size();
   PBM_FUZZ_CHECK(open <= starts, "more open marker ranges than MARKER start records");
   clear_ranges();
-  engine->set_observer(nullptr);
+  engine->remove_observer(formatter);
   return 0;
 }

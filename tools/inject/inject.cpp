@@ -19,9 +19,8 @@
 #include <pbm/exporters/json_report.hpp>
 #include <pbm/exporters/prometheus.hpp>
 #include <pbm/registry.hpp>
+#include <pbm/telemetry/observer.hpp>
 #include <pbm/telemetry/telemetry.hpp>
-
-#include "engine.hpp"  // telemetry's private Observer: the call sites of violations
 
 #include <nlohmann/json.hpp>
 
@@ -56,7 +55,7 @@ void warn(std::string const& line) noexcept { std::fprintf(stderr, "pbm-guard in
 /// Counts violations by (rule, innermost range, where) for the report's "sites". "where" is the
 /// API name, plus the caller's frame when telemetry captured a backtrace (warn/assert modes).
 /// Runs on CUDA API threads and CUPTI's buffer thread: one short critical section, bounded map.
-class SiteCounter final : public pbm::telemetry::detail::Observer {
+class SiteCounter final : public pbm::telemetry::Observer {
  public:
   static constexpr std::size_t kMaxSites = 256;
   void on_violation(pbm::telemetry::Violation const& v) override {
@@ -171,7 +170,11 @@ void initialize() {
   static std::once_flag once;
   std::call_once(once, [] {
     g_init_pid.store(::getpid());
-    pbm::telemetry::detail::engine().set_observer(&sites());
+    try {
+      pbm::telemetry::add_observer(sites());
+    } catch (std::exception const& e) {
+      warn(std::string("no call sites in the report: ") + e.what());
+    }
     pbm::telemetry::Config config;
     try {
       pbm::telemetry::start(config);

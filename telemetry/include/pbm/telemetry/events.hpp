@@ -86,6 +86,17 @@ struct SyncEvent {
   RangeStack ranges;
 };
 
+/// An NVTX marker as CUPTI's MARKER activity records it (CUpti_ActivityMarker2, decoded).
+struct MarkerEvent {
+  enum class Kind : std::uint8_t { start, end, instant, other } kind{Kind::other};
+  std::uint32_t id{0};
+  std::uint32_t thread{0};   ///< OS thread id (gettid)
+  std::uint32_t process{0};
+  std::uint64_t timestamp{0};
+  std::string name;          ///< empty on end markers
+  std::string domain;        ///< "" for NVTX's default domain
+};
+
 /// True for APIs that block the calling host thread.
 constexpr bool blocks_host(SyncApi api) noexcept {
   return api != SyncApi::stream_wait_event && api != SyncApi::stream_query &&

@@ -15,7 +15,8 @@
 
 namespace pbm::telemetry {
 
-/// The `rank` label value: env RANK, else LOCAL_RANK, else "" (no rank label). Read at each call.
+/// The `rank` label value: env RANK, else LOCAL_RANK, else "" (no rank label). Read at each call,
+/// under the lock with which telemetry also sets NVTX_INJECTION64_PATH (never a racing getenv).
 std::string rank_from_env();
 
 /// Pure: the samples for `mailboxes`, one series per metric and mailbox (and stream class where a

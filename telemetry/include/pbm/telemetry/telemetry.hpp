@@ -1,12 +1,25 @@
 // pbm telemetry: live detection of unexpected device-to-host copies, pageable copies and host
 // synchronisations through CUPTI, judged by pbm::telemetry's policy and counted.
 //
-// Lifecycle: start() once (reads env, attaches CUPTI), stop() at the end (also done at exit).
-// detach()/attach() hand CUPTI to another tool (torch.profiler) and take it back at run time.
+// Lifecycle (docs/RELIABILITY.md has the whole contract):
+//  - start() resolves Config against the environment and attaches CUPTI; stop() detaches. Both may
+//    be called again, any number of times; counts are kept across them (the counters are allocated
+//    once and never freed while the process runs).
+//  - detach()/attach() hand CUPTI to another tool (torch.profiler) and take it back at run time.
+//    A CUDA call in flight or an NVTX range open across a detach is forgotten at the next attach:
+//    each thread's range stack starts empty again (ranges opened while detached are never seen).
+//  - Threads: a thread's state outlives its last callback, including CUDA calls made from its
+//    thread_local destructors; it is reused only after the thread is gone.
+//  - exit(): the last records are flushed by an exit handler that takes no lock; CUDA calls from
+//    static destructors that run before it are still counted, later ones are ignored.
+//  - fork(): the child has telemetry off (CUDA is unusable in a forked child): status() says so,
+//    attach() returns false, callbacks are ignored, counters keep the parent's values at the fork,
+//    and exit() in the child calls nothing of CUPTI's.
 // Nothing here throws except start() on an invalid configuration; CUPTI failures are reported by
-// status() and logged once, and the application keeps running.
+// status() and logged once, and the application keeps running. None of these functions
+// synchronises with the GPU (flush() waits for CUPTI's buffers, not for kernels).
 // Thread-safety: all functions are thread-safe (serialised internally); do not call them from
-// inside a CUPTI callback.
+// inside a CUPTI callback or an observer (observer.hpp).
 #pragma once
 
 #include <pbm/telemetry/counters.hpp>
@@ -26,8 +39,8 @@ struct Config {
   /// NVTX range names inside which copies and syncs are expected; appended to env PBM_NVTX_ALLOW
   /// (comma-separated).
   std::vector<std::string> allowed_ranges;
-  /// Distinct NVTX range names used as label values; the rest fold into "other". Fixed by the
-  /// first start() of the process (counters are allocated once).
+  /// Distinct NVTX range names used as label values; the rest fold into "other". Fixed when the
+  /// counters are first used: by the first start(), unless counters() (an exporter, say) came first.
   std::size_t range_label_cap{Counters::kDefaultRangeCap};
   /// Activity buffer pool: count x size bytes, allocated once; when all are in use CUPTI drops
   /// records and the drop is counted.
@@ -37,17 +50,19 @@ struct Config {
   bool set_nvtx_injection{true};
   /// Attach CUPTI in start(); false: counters and policy only, attach() later.
   bool attach{true};
-  /// Also collect CUPTI MEMCPY, MEMSET and SYNCHRONIZATION activity records (env PBM_CUPTI_ACTIVITY=1).
-  /// Off by default: copies are judged from their API calls' parameters and syncs at their calls,
-  /// which costs little; activity records made CUPTI trace every kernel launch (an H100 push/pop
-  /// loop in count mode went from 1.07x to 1.21x the telemetry-off loop). Turn it on for copies the
-  /// calls cannot describe (3D, array and batch copies; memcpy nodes of CUDA graphs; their direction
-  /// otherwise shows as "unknown") and for memset counts.
+  /// Also collect CUPTI MEMCPY, MEMSET and SYNCHRONIZATION activity records (or env
+  /// PBM_CUPTI_ACTIVITY=1). Off by default: copies are judged from their API calls' parameters and
+  /// syncs at their calls; activity records make CUPTI trace every kernel launch (BENCHMARKS.md,
+  /// figure 7). Turn it on for copies the calls cannot describe (3D, array and batch copies; memcpy
+  /// nodes of CUDA graphs; their direction otherwise shows as "unknown") and for memset counts.
   bool activity_records{false};
   /// Also collect CUPTI MARKER activity (NVTX ranges as Nsight sees them: observed_ranges()).
   /// Off by default: range attribution comes from NVTX callbacks at call time, and MARKER records
   /// cost more per NVTX range than the rest of telemetry (env PBM_CUPTI_MARKERS=1 turns it on).
   bool marker_activity{false};
+  /// libcupti to load; empty: env PBM_CUPTI_PATH, else the loader's search, the toolkit found at
+  /// configure time, $CUDA_HOME and /usr/local/cuda.
+  std::string cupti_path;
 };
 
 struct Status {
@@ -59,9 +74,11 @@ struct Status {
   std::string reason;           ///< one line: why not attached, or "attached"
 };
 
-/// Reads env (PBM_MODE, PBM_NVTX_ALLOW), applies `config` and attaches CUPTI when config.attach.
-/// Throws std::invalid_argument for a bad PBM_MODE value or config. Calling it again re-applies
-/// mode and allow-list and attaches if detached.
+/// Resolves `config` against the environment (PBM_MODE when config.mode is unset, PBM_NVTX_ALLOW
+/// before config.allowed_ranges, PBM_CUPTI_ACTIVITY, PBM_CUPTI_MARKERS, PBM_CUPTI_PATH), applies it
+/// and attaches CUPTI when config.attach. Throws std::invalid_argument for a bad PBM_MODE value or
+/// config. Calling it again re-reads the environment, re-applies mode and allow-list, and attaches
+/// if detached.
 void start(Config const& config = {});
 /// Flushes, detaches and stops counting (mode stays as set). Idempotent.
 void stop() noexcept;
@@ -73,7 +90,8 @@ void detach() noexcept;
 /// Never throws; in assert mode it may abort on a violation it delivers.
 void flush() noexcept;
 Status status();
-/// The process's counters (allocated at first use with the default cap, or by start()).
+/// The process's counters: allocated at their first use (by start(), or here with the default cap),
+/// never freed or replaced while the process runs.
 Counters& counters();
 
 /// Sets NVTX_INJECTION64_PATH to the loaded libcupti (found with dladdr on a CUPTI symbol) when it
