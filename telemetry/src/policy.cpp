@@ -1,19 +1,19 @@
-// Modes, rules, the allow-list and the classification functions.
-#include "classify.hpp"
+// Modes, rules, violation reports, and the guards (Forbid, Expect, ScopedMode) that edit the
+// calling thread's scope state.
+#include <pbm/telemetry/policy.hpp>
+#include <pbm/telemetry/telemetry.hpp>
+
+#include "scope.hpp"
+#include "thread_state.hpp"
 
 #include <atomic>
+#include <exception>
 #include <sstream>
 
 namespace pbm::telemetry {
 namespace {
 
 std::atomic<Mode> g_mode{Mode::count};
-
-std::shared_ptr<std::vector<std::string> const>& allow_storage() {
-  static std::shared_ptr<std::vector<std::string> const> list =
-      std::make_shared<std::vector<std::string> const>();
-  return list;
-}
 
 }  // namespace
 
@@ -98,51 +98,55 @@ std::string summarize(std::vector<Violation> const& vs) {
 ViolationError::ViolationError(std::vector<Violation> violations)
     : std::runtime_error(summarize(violations)), violations_(std::move(violations)) {}
 
-void set_range_allow_list(std::vector<std::string> names) {
-  auto list = std::make_shared<std::vector<std::string> const>(std::move(names));
-  std::atomic_store(&allow_storage(), std::move(list));
-}
-
-std::vector<std::string> range_allow_list() { return *detail::allow_list_snapshot(); }
-
-namespace detail {
-
-std::shared_ptr<std::vector<std::string> const> allow_list_snapshot() {
-  return std::atomic_load(&allow_storage());
-}
-
-bool allow_listed(RangeStack const& ranges, std::vector<std::string> const& allow) {
-  for (Range const& r : ranges) {
-    for (std::string const& name : allow) {
-      if (name == r.name) return true;
-      if (!r.domain.empty() && name.size() == r.domain.size() + 1 + r.name.size() &&
-          name.compare(0, r.domain.size(), r.domain) == 0 && name[r.domain.size()] == ':' &&
-          name.compare(r.domain.size() + 1, std::string::npos, r.name) == 0) {
-        return true;
-      }
-    }
+Mode effective_mode() noexcept {
+  detail::ThreadState const* state = detail::this_thread_if_any();
+  if (state == nullptr) return get_mode();
+  auto const& scopes = state->scopes;
+  for (auto it = scopes.rbegin(); it != scopes.rend(); ++it) {
+    if (it->kind == detail::ScopeEntry::Kind::mode) return it->mode;
   }
-  return false;
+  return get_mode();
 }
 
-Verdict classify_memcpy(MemcpyEvent const& ev, ScopeRule scope, RangeStack const& ranges,
-                        std::vector<std::string> const& allow) noexcept {
-  if (scope == ScopeRule::forbid) return {false, Rule::memcpy_forbidden};
-  if (scope == ScopeRule::expect || allow_listed(ranges, allow)) return {true, {}};
-  if (ev.direction == Direction::DtoH) return {false, Rule::memcpy_dtoh};
-  if (ev.src_kind == MemoryKind::pageable || ev.dst_kind == MemoryKind::pageable) {
-    return {false, Rule::memcpy_pageable};
-  }
-  return {true, {}};
+Forbid::Forbid(What what, Options options)
+    : uncaught_(std::uncaught_exceptions()), throw_at_exit_(options.throw_at_exit) {
+  if (throw_at_exit_) state_ = std::make_shared<detail::GuardState>();
+  detail::ScopeEntry entry;
+  entry.kind = detail::ScopeEntry::Kind::forbid;
+  entry.what = what;
+  entry.guard = state_;
+  detail::push_scope(std::move(entry));
 }
 
-Verdict classify_sync(SyncApi api, ScopeRule scope, bool pbm_wait, RangeStack const& ranges,
-                      std::vector<std::string> const& allow) noexcept {
-  if (!blocks_host(api) || pbm_wait) return {true, {}};
-  if (scope == ScopeRule::forbid) return {false, Rule::sync_forbidden};
-  if (scope == ScopeRule::expect || allow_listed(ranges, allow)) return {true, {}};
-  return {false, Rule::sync_unexpected};
+Forbid::~Forbid() noexcept(false) {
+  detail::pop_scope();
+  if (!throw_at_exit_) return;
+  // Copies issued in the scope reach us as activity records; deliver those already complete.
+  flush();
+  std::vector<Violation> found = violations();
+  if (!found.empty() && std::uncaught_exceptions() <= uncaught_) throw ViolationError(std::move(found));
 }
 
-}  // namespace detail
+std::vector<Violation> Forbid::violations() const {
+  if (!state_) return {};
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->violations;
+}
+
+Expect::Expect(What what) {
+  detail::ScopeEntry entry;
+  entry.kind = detail::ScopeEntry::Kind::expect;
+  entry.what = what;
+  detail::push_scope(std::move(entry));
+}
+Expect::~Expect() { detail::pop_scope(); }
+
+ScopedMode::ScopedMode(Mode m) {
+  detail::ScopeEntry entry;
+  entry.kind = detail::ScopeEntry::Kind::mode;
+  entry.mode = m;
+  detail::push_scope(std::move(entry));
+}
+ScopedMode::~ScopedMode() { detail::pop_scope(); }
+
 }  // namespace pbm::telemetry

@@ -1,13 +1,11 @@
-// The calling thread's scope state and the guards that edit it.
+// The calling thread's scope state: guards and modes pushed by policy.cpp, NVTX ranges pushed by
+// CUPTI callbacks, and their capture at an API call.
 #include "scope.hpp"
 
 #include "thread_state.hpp"
 
 #include <pbm/expected.hpp>
 #include <pbm/telemetry/counters.hpp>
-#include <pbm/telemetry/telemetry.hpp>
-
-#include <exception>
 
 namespace pbm::telemetry::detail {
 namespace {
@@ -71,58 +69,3 @@ void pop_scope() noexcept {
 }
 
 }  // namespace pbm::telemetry::detail
-
-namespace pbm::telemetry {
-
-Mode effective_mode() noexcept {
-  detail::ThreadState const* state = detail::this_thread_if_any();
-  if (state == nullptr) return get_mode();
-  auto const& scopes = state->scopes;
-  for (auto it = scopes.rbegin(); it != scopes.rend(); ++it) {
-    if (it->kind == detail::ScopeEntry::Kind::mode) return it->mode;
-  }
-  return get_mode();
-}
-
-Forbid::Forbid(What what, Options options)
-    : uncaught_(std::uncaught_exceptions()), throw_at_exit_(options.throw_at_exit) {
-  if (throw_at_exit_) state_ = std::make_shared<detail::GuardState>();
-  detail::ScopeEntry entry;
-  entry.kind = detail::ScopeEntry::Kind::forbid;
-  entry.what = what;
-  entry.guard = state_;
-  detail::push_scope(std::move(entry));
-}
-
-Forbid::~Forbid() noexcept(false) {
-  detail::pop_scope();
-  if (!throw_at_exit_) return;
-  // Copies issued in the scope reach us as activity records; deliver those already complete.
-  flush();
-  std::vector<Violation> found = violations();
-  if (!found.empty() && std::uncaught_exceptions() <= uncaught_) throw ViolationError(std::move(found));
-}
-
-std::vector<Violation> Forbid::violations() const {
-  if (!state_) return {};
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->violations;
-}
-
-Expect::Expect(What what) {
-  detail::ScopeEntry entry;
-  entry.kind = detail::ScopeEntry::Kind::expect;
-  entry.what = what;
-  detail::push_scope(std::move(entry));
-}
-Expect::~Expect() { detail::pop_scope(); }
-
-ScopedMode::ScopedMode(Mode m) {
-  detail::ScopeEntry entry;
-  entry.kind = detail::ScopeEntry::Kind::mode;
-  entry.mode = m;
-  detail::push_scope(std::move(entry));
-}
-ScopedMode::~ScopedMode() { detail::pop_scope(); }
-
-}  // namespace pbm::telemetry

@@ -1,0 +1,64 @@
+// The policy's decision for one event, and the NVTX range allow-list it consults.
+#include "classify.hpp"
+
+#include <atomic>
+
+namespace pbm::telemetry {
+namespace {
+
+std::shared_ptr<std::vector<std::string> const>& allow_storage() {
+  static std::shared_ptr<std::vector<std::string> const> list =
+      std::make_shared<std::vector<std::string> const>();
+  return list;
+}
+
+}  // namespace
+
+void set_range_allow_list(std::vector<std::string> names) {
+  auto list = std::make_shared<std::vector<std::string> const>(std::move(names));
+  std::atomic_store(&allow_storage(), std::move(list));
+}
+
+std::vector<std::string> range_allow_list() { return *detail::allow_list_snapshot(); }
+
+namespace detail {
+
+std::shared_ptr<std::vector<std::string> const> allow_list_snapshot() {
+  return std::atomic_load(&allow_storage());
+}
+
+bool allow_listed(RangeStack const& ranges, std::vector<std::string> const& allow) {
+  for (Range const& r : ranges) {
+    for (std::string const& name : allow) {
+      if (name == r.name) return true;
+      if (!r.domain.empty() && name.size() == r.domain.size() + 1 + r.name.size() &&
+          name.compare(0, r.domain.size(), r.domain) == 0 && name[r.domain.size()] == ':' &&
+          name.compare(r.domain.size() + 1, std::string::npos, r.name) == 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+Verdict classify_memcpy(MemcpyEvent const& ev, ScopeRule scope, RangeStack const& ranges,
+                        std::vector<std::string> const& allow) noexcept {
+  if (scope == ScopeRule::forbid) return {false, Rule::memcpy_forbidden};
+  if (scope == ScopeRule::expect || allow_listed(ranges, allow)) return {true, {}};
+  if (ev.direction == Direction::DtoH) return {false, Rule::memcpy_dtoh};
+  if (ev.src_kind == MemoryKind::pageable || ev.dst_kind == MemoryKind::pageable) {
+    return {false, Rule::memcpy_pageable};
+  }
+  return {true, {}};
+}
+
+Verdict classify_sync(SyncApi api, ScopeRule scope, bool pbm_wait, RangeStack const& ranges,
+                      std::vector<std::string> const& allow) noexcept {
+  if (!blocks_host(api) || pbm_wait) return {true, {}};
+  if (scope == ScopeRule::forbid) return {false, Rule::sync_forbidden};
+  if (scope == ScopeRule::expect || allow_listed(ranges, allow)) return {true, {}};
+  return {false, Rule::sync_unexpected};
+}
+
+}  // namespace detail
+}  // namespace pbm::telemetry
