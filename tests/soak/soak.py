@@ -342,6 +342,18 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
 
 
+def _family(name: str, types: Dict[str, str]) -> Optional[str]:
+    """The metric family a sample belongs to: its own name, or for a summary or histogram the name
+    without _sum, _count or _bucket (the exposer's own exposer_request_latencies is a summary)."""
+    if name in types:
+        return name
+    for suffix in ("_sum", "_count", "_bucket"):
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and types.get(base) in ("summary", "histogram"):
+            return base
+    return None
+
+
 def parse_exposition(text: str) -> Exposition:
     """The text exposition format (0.0.4): '# HELP'/'# TYPE' lines and `name{labels} value`
     samples. Anything else, a duplicate series or a bad value is an error."""
@@ -381,7 +393,7 @@ def parse_exposition(text: str) -> Exposition:
         except ValueError:
             exp.errors.append(f"bad value: {line!r}")
             continue
-        if name not in exp.types:
+        if _family(name, exp.types) is None:
             exp.errors.append(f"sample before its TYPE line: {line!r}")
         if exp.types.get(name) == "counter" and (math.isnan(value) or value < 0):
             exp.errors.append(f"counter not a non-negative number: {line!r}")
