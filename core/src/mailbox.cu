@@ -1,5 +1,5 @@
 #include "pointer.hpp"
-#include "state.hpp"
+#include "mailbox_state.hpp"
 
 #include <pbm/detail/completion.hpp>
 #include <pbm/detail/kernels.cuh>

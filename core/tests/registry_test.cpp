@@ -1,7 +1,7 @@
 // The registry of live mailboxes, without a GPU: this executable replaces the CUDA runtime calls a
 // MailboxState makes (pinned allocation, its device pointer, the current device) with host
 // versions, so the registry's locking and lifetimes run on any machine.
-#include "../src/state.hpp"
+#include "../src/mailbox_state.hpp"
 
 #include <pbm/registry.hpp>
 
