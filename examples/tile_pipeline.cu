@@ -8,15 +8,19 @@
 #include <pbm/mailbox.hpp>
 #include <pbm/stream.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #if PBM_EXAMPLE_EXPORTERS
 #include <pbm/exporters/prometheus.hpp>
+#include <pbm/exporters/samples.hpp>
+#include <pbm/telemetry/mailbox_metrics.hpp>
 #endif
 
 struct Tile {              // 64-byte record
@@ -33,10 +37,25 @@ __global__ void produce(pbm::MailboxRef box, std::uint32_t first, std::uint32_t 
   }
 }
 
-int run_on_host(std::uint32_t tiles);
+int run_on_host(std::uint32_t tiles, int linger);
+
+// PBM_PROMETHEUS_ADDR: serve /metrics; PBM_REPORT_JSON: write the JSON report at exit. Both paths.
+void serve_metrics() {
+#if PBM_EXAMPLE_EXPORTERS
+  auto const metrics = pbm::exporters::serve_from_env();  // PBM_PROMETHEUS_ADDR, e.g. 127.0.0.1:9464
+  if (metrics.serving) std::printf("metrics       %s\n", metrics.url.c_str());
+#endif
+}
+
+void linger_for(int seconds) {
+  if (seconds <= 0) return;
+  std::printf("lingering     %d s for scrapers\n", seconds);
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+}
 
 // tile_pipeline [rounds] [--linger SECONDS]: with PBM_PROMETHEUS_ADDR set, serves /metrics while it
-// runs and for SECONDS after (so a scraper sees the final counts).
+// runs and for SECONDS after (so a scraper sees the final counts), with or without a GPU.
 int main(int argc, char** argv) {
   std::uint32_t rounds = 50;
   int linger = 0;
@@ -49,15 +68,13 @@ int main(int argc, char** argv) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::printf("no CUDA device: running the host-compiled ring under std::thread instead\n");
-    return run_on_host(rounds * per_round / 16);
+    serve_metrics();
+    return run_on_host(rounds * per_round / 16, linger);
   }
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
   pbm::Mailbox box(4 * per_round, sizeof(Tile), 0, "tiles");
-#if PBM_EXAMPLE_EXPORTERS
-  auto const metrics = pbm::exporters::serve_from_env();  // PBM_PROMETHEUS_ADDR, e.g. 127.0.0.1:9464
-  if (metrics.serving) std::printf("metrics       %s\n", metrics.url.c_str());
-#endif
+  serve_metrics();
   pbm::Stream focus(pbm::StreamClass::focus), peripheral(pbm::StreamClass::peripheral),
       consumer(pbm::StreamClass::focus);
   pbm::Event focus_done, peripheral_done;
@@ -92,43 +109,84 @@ int main(int argc, char** argv) {
   std::printf("throughput    %.1f M tiles/s, %.2f GB/s through the mailbox\n", popped / seconds / 1e6,
               popped * sizeof(Tile) / seconds / 1e9);
   bool const ok = popped + s.occupancy == s.pushed && s.pushed + s.dropped == 2ull * rounds * per_round;
-  if (linger > 0) {
-    std::printf("lingering     %d s for scrapers\n", linger);
-    std::fflush(stdout);
-    std::this_thread::sleep_for(std::chrono::seconds(linger));
-  }
+  linger_for(linger);
   std::printf("%s\n", ok ? "accounted: pushed = popped + left, pushed + dropped = produced" : "ACCOUNTING MISMATCH");
   return ok ? 0 : 1;
 }
 
 // The same ring algorithm on host memory: focus and peripheral producer threads, one consumer.
-int run_on_host(std::uint32_t tiles) {
+// It is exported like a device mailbox (same series, mailbox="tiles") with device="-1": host memory.
+struct HostMailbox {
+  explicit HostMailbox(std::uint64_t capacity)
+      : header(pbm::header_bytes(capacity) / 8 + 16), payload(capacity + 1) {
+    auto* h = reinterpret_cast<pbm::RingHeader*>((reinterpret_cast<std::uintptr_t>(header.data()) + 127) / 128 * 128);
+    ring = {h, reinterpret_cast<std::uint64_t*>(h + 1), reinterpret_cast<unsigned char*>(payload.data()), capacity,
+            sizeof(Tile), 0};
+    pbm::detail::initialize(ring);
+  }
+  /// What pbm::mailboxes() reports for a device mailbox, read from the ring's counters.
+  pbm::MailboxInfo info() const {
+    auto const c = pbm::detail::read_counters(*ring.header);
+    pbm::MailboxInfo m;
+    m.name = "tiles";
+    m.device = -1;
+    m.stats.pushed = c.reserve;
+    m.stats.popped = c.release;
+    m.stats.dropped = c.dropped;
+    m.stats.pop_calls = c.pop_calls;
+    m.stats.claimed = c.consume;
+    m.stats.occupancy = c.reserve >= c.release ? c.reserve - c.release : 0;
+    m.stats.capacity = ring.capacity;
+    m.stats.stride = ring.stride;
+    m.pop_calls[static_cast<int>(pbm::StreamClass::focus)] = pop_calls.load(std::memory_order_relaxed);
+    m.pop_requested_records = pop_requested.load(std::memory_order_relaxed);
+    return m;  // push_calls stay 0: records are pushed by the producers, as kernels do on a GPU
+  }
+  std::vector<std::uint64_t> header;
+  std::vector<Tile> payload;
+  pbm::detail::RingView ring{};
+  std::atomic<std::uint64_t> pop_calls{0}, pop_requested{0};
+};
+
+int run_on_host(std::uint32_t tiles, int linger) {
   std::uint64_t const capacity = 4096;
-  std::vector<std::uint64_t> header(pbm::header_bytes(capacity) / 8 + 16);
-  std::vector<Tile> payload(capacity + 1);
-  auto* h = reinterpret_cast<pbm::RingHeader*>((reinterpret_cast<std::uintptr_t>(header.data()) + 127) / 128 * 128);
-  pbm::detail::RingView ring{h, reinterpret_cast<std::uint64_t*>(h + 1),
-                             reinterpret_cast<unsigned char*>(payload.data()), capacity, sizeof(Tile), 0};
-  pbm::detail::initialize(ring);
+  // Shared with the metrics source, which lives until exit (the JSON report is written then).
+  auto box = std::make_shared<HostMailbox>(capacity);
+#if PBM_EXAMPLE_EXPORTERS
+  pbm::exporters::add_source([box] { return pbm::telemetry::mailbox_samples({box->info()}, pbm::telemetry::rank_from_env()); });
+#endif
+  pbm::detail::RingView const ring = box->ring;
   auto producer = [&](std::uint32_t cls) {
     for (std::uint32_t i = 0; i < tiles;) {
+      // Push only with room for both producers' next record: a full ring would count a drop.
+      auto const c = pbm::detail::read_counters(*ring.header);
       Tile t{2 * i + cls, cls, {}};
-      if (pbm::detail::try_push(ring, &t)) ++i; else std::this_thread::yield();
+      if (c.reserve - c.release + 2 <= capacity && pbm::detail::try_push(ring, &t)) ++i;
+      else std::this_thread::yield();
     }
   };
   auto const start = std::chrono::steady_clock::now();
   std::thread a(producer, 0), b(producer, 1);
   std::vector<Tile> batch(1024);
   std::uint64_t popped = 0;
-  while (popped < 2ull * tiles) popped += pbm::detail::pop_bulk(ring, batch.data(), batch.size());
+  while (popped < 2ull * tiles) {
+    std::uint64_t const n = pbm::detail::pop_bulk(ring, batch.data(), batch.size());
+    if (n == 0) { std::this_thread::yield(); continue; }  // an empty poll is not counted as a pop call
+    box->pop_calls.fetch_add(1, std::memory_order_relaxed);
+    box->pop_requested.fetch_add(batch.size(), std::memory_order_relaxed);
+    popped += n;
+  }
   a.join();
   b.join();
   auto const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  auto const c = pbm::detail::read_counters(*h);
+  pbm::Stats const s = box->info().stats;
   std::printf("host ring     2 producer threads x %u tiles, 1 consumer, capacity %llu\n", tiles,
               static_cast<unsigned long long>(capacity));
-  std::printf("pushed        %llu\npopped        %llu\n", static_cast<unsigned long long>(c.reserve),
-              static_cast<unsigned long long>(c.release));
+  std::printf("pushed        %llu\npopped        %llu\ndropped       %llu\n", static_cast<unsigned long long>(s.pushed),
+              static_cast<unsigned long long>(s.popped), static_cast<unsigned long long>(s.dropped));
   std::printf("throughput    %.1f M tiles/s\n", popped / seconds / 1e6);
-  return c.reserve == c.release && c.release == 2ull * tiles ? 0 : 1;
+  bool const ok = s.pushed == s.popped && s.popped == 2ull * tiles;
+  linger_for(linger);
+  std::printf("%s\n", ok ? "accounted: pushed = popped = produced" : "ACCOUNTING MISMATCH");
+  return ok ? 0 : 1;
 }
