@@ -1,8 +1,12 @@
-"""Builds the pbm package and its extension pbm.mailbox_ext with torch.utils.cpp_extension.
+"""Builds the pbm package, its extension pbm.mailbox_ext (torch.utils.cpp_extension) and the
+top-level shim mailbox_ext.py (`import mailbox_ext`, as for the original extension).
 
 No network access is needed: build with the torch already installed (no build isolation):
 
     pip install --no-build-isolation ./python          # or: cd python && python setup.py build_ext --inplace
+    pip wheel --no-build-isolation ./python            # a wheel for that torch and CUDA
+
+pyproject.toml declares the build system and the same metadata as setup() below.
 
 The extension links pbm's static libraries (pbm_core, pbm_telemetry, pbm_exporters when present).
 They come from a CMake build of this repository: PBM_BUILD_DIR=<dir> names an existing one;
@@ -14,12 +18,20 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
 
-import torch
-from torch.utils.cpp_extension import BuildExtension, CUDAExtension, CUDA_HOME
+try:
+    import torch
+    from torch.utils.cpp_extension import BuildExtension, CUDAExtension, CUDA_HOME
+except ImportError as _torch_error:
+    # One line instead of a traceback: which interpreter lacks torch, and what to do about it.
+    sys.exit(f"pbm: building mailbox_ext needs torch, which {sys.executable} cannot import "
+             f"({type(_torch_error).__name__}: {_torch_error}); install torch for that interpreter "
+             f"({sys.executable} -m pip install torch), then build with `{sys.executable} -m pip install "
+             "--no-build-isolation ./python` (pip's isolated build environment would not use this torch)")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -134,6 +146,7 @@ setup(
     version="0.1.0",
     description="GPU mailbox for PyTorch with memcpy/sync telemetry",
     packages=["pbm"],
+    py_modules=["mailbox_ext"],  # the top-level shim beside the package
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildPbmExtension},
     python_requires=">=3.9",

@@ -32,7 +32,9 @@ try:
     from . import mailbox_ext as ext  # built by CMake into <build>/python/pbm, or by setup.py
 except ImportError as _package_error:  # pragma: no cover - depends on how it was built
     try:
-        import mailbox_ext as ext  # a top-level module on sys.path
+        import mailbox_ext as ext  # a compiled top-level module on sys.path
+        if getattr(ext, "__pbm_shim__", False):  # python/mailbox_ext.py, which imports us
+            raise ImportError("only the mailbox_ext shim is on sys.path")
     except ImportError:
         raise ImportError(
             "pbm: the compiled module mailbox_ext was not found next to the pbm package nor on "
