@@ -18,6 +18,8 @@
 #include "figures.hpp"
 #include "harness.hpp"
 
+#include <pbm/error.hpp>
+
 #include <cuda_runtime_api.h>
 #include <unistd.h>
 
@@ -138,7 +140,7 @@ int main(int argc, char** argv) {
   cudaError_t const counted = cudaGetDeviceCount(&count);
   if (counted != cudaSuccess || count == 0) {
     std::printf("SKIP: no CUDA device (%s): pbm_bench has nothing to measure\n",
-                counted != cudaSuccess ? cudaGetErrorName(counted) : "0 devices");
+                counted != cudaSuccess ? pbm::describe_cuda_error(counted).c_str() : "0 devices");
     return 0;
   }
   // Before the context exists: host waits spin (pbm's wait(spin) does; so the rivals' syncs do too).

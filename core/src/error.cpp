@@ -1,16 +1,36 @@
 #include <pbm/error.hpp>
 
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <string>
 
 namespace pbm {
 
 namespace {
+// The runtime says "driver version is insufficient" also when there is no driver at all.
+bool driver_loadable() noexcept {
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (driver != nullptr) dlclose(driver);
+  return driver != nullptr;
+}
+
+bool says_no_driver(cudaError_t code) noexcept {
+  return code == cudaErrorInsufficientDriver || code == cudaErrorNoDevice || code == cudaErrorStubLibrary ||
+         code == cudaErrorInitializationError;
+}
+
 std::string describe(cudaError_t code, char const* expr, char const* file, int line) {
-  return std::string("CUDA error ") + cudaGetErrorName(code) + " (" + cudaGetErrorString(code) + ") in " + expr +
-         " at " + file + ":" + std::to_string(line);
+  return "CUDA error " + describe_cuda_error(code) + " in " + expr + " at " + file + ":" + std::to_string(line);
 }
 }  // namespace
+
+std::string describe_cuda_error(cudaError_t code) {
+  if (says_no_driver(code) && !driver_loadable()) {
+    return std::string(cudaGetErrorName(code)) + ": no CUDA driver (libcuda.so.1 not loadable)";
+  }
+  return std::string(cudaGetErrorName(code)) + " (" + cudaGetErrorString(code) + ")";
+}
 
 cuda_error::cuda_error(cudaError_t code, char const* expr, char const* file, int line)
     : std::runtime_error(describe(code, expr, file, line)), code_(code) {}

@@ -45,6 +45,13 @@ class stall_error : public std::runtime_error {
   std::uint64_t position_;
 };
 
+/// A CUDA error as pbm reports it: "cudaErrorName (description)", except where the runtime reports
+/// that it found no usable driver (cudaErrorInsufficientDriver, cudaErrorNoDevice,
+/// cudaErrorStubLibrary, cudaErrorInitializationError) and libcuda.so.1 cannot be loaded at all:
+/// then "cudaErrorInsufficientDriver: no CUDA driver (libcuda.so.1 not loadable)", not CUDA's
+/// "driver version is insufficient". Thread-safe; tries dlopen only for those codes.
+std::string describe_cuda_error(cudaError_t code);
+
 namespace detail {
 [[noreturn]] void throw_cuda_error(cudaError_t code, char const* expr, char const* file, int line);
 [[noreturn]] void throw_invalid_argument(std::string const& message, char const* file, int line);
