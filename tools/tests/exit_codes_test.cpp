@@ -33,6 +33,14 @@ TEST(ExitCodes, Precedence) {
   EXPECT_EQ(decide_exit({0, 1, 0, 0, false}).code, kExitNoMeasurement);  // loaded, no report
 }
 
+// 77 is CTest's and automake's "skipped": passed through, and not called a failure.
+TEST(ExitCodes, ProgramThatSkippedItselfIsReportedAsSkipped) {
+  ExitDecision const skipped = decide_exit({77, 0, 0, 0, false});
+  EXPECT_EQ(skipped.code, 77);
+  EXPECT_EQ(skipped.reason, "the program exited 77: skipped");
+  EXPECT_EQ(decide_exit({77, 1, 0, 1, true}).code, 77);  // wins over pbm-guard's verdicts, as a failure does
+}
+
 TEST(ExitCodes, ShellStatus) {
   EXPECT_EQ(shell_status(0), 0);
   EXPECT_EQ(shell_status(3 << 8), 3);

@@ -1,7 +1,8 @@
 # Runs a command and checks its exit code and output (stdout + stderr).
 #   cmake -DCOMMAND="a|b|c" -DEXPECT_CODE=4 [-DEXPECT_OUTPUT="regex|regex"] [-DREJECT_OUTPUT="regex"]
 #         [-DSET_ENV="K=V|K2=V2"] [-DUNSET_ENV="K|K2"] [-DEXPECT_FILES="glob|glob"] [-DCLEAN_DIR=dir]
-#         -P expect_exit.cmake
+#         [-DLINE_PREFIX="text"] -P expect_exit.cmake
+# LINE_PREFIX: every non-empty line of the output must start with it.
 # "|" separates list items (a CMake list does not survive add_test's command line).
 string(REPLACE "|" ";" command "${COMMAND}")
 if(DEFINED CLEAN_DIR)
@@ -42,6 +43,16 @@ if(DEFINED REJECT_OUTPUT)
   foreach(p IN LISTS patterns)
     if(all MATCHES "${p}")
       message(FATAL_ERROR "output has /${p}/")
+    endif()
+  endforeach()
+endif()
+if(DEFINED LINE_PREFIX)
+  string(REGEX REPLACE "[][;]" "," lines "${all}")  # ";" and brackets would split a line into items
+  string(REPLACE "\n" ";" lines "${lines}")
+  foreach(line IN LISTS lines)
+    string(FIND "${line}" "${LINE_PREFIX}" at)
+    if(NOT line STREQUAL "" AND NOT at EQUAL 0)
+      message(FATAL_ERROR "a line does not start with \"${LINE_PREFIX}\": ${line}")
     endif()
   endforeach()
 endif()

@@ -5,6 +5,7 @@
 namespace pbm::guard {
 
 ExitDecision decide_exit(RunOutcome const& o) {
+  if (o.program_status == kExitSkipped) return {kExitSkipped, "the program exited 77: skipped"};
   if (o.program_status != 0) {
     return {o.program_status, "the program failed (exit status " + std::to_string(o.program_status) +
                                   "); its status is passed through"};

@@ -2,7 +2,9 @@
 //
 //   1. usage error or malformed budget/report               -> 2 (before the program runs)
 //   2. the program failed (non-zero exit, or a signal)      -> its own code (128 + signal; 126/127
-//                                                              when it could not be started)
+//                                                              when it could not be started); 77,
+//                                                              the CTest/automake "skipped", is
+//                                                              reported as skipped, not failed
 //   3. no measurement: no process initialised CUDA, the injection did not load, CUPTI detection
 //      did not attach in a process, or no process wrote a report              -> 4
 //   4. over budget                                          -> 3
@@ -21,6 +23,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitOverBudget = 3;
 inline constexpr int kExitNoMeasurement = 4;
+/// A program's "I skipped myself" (CTest SKIP_RETURN_CODE, automake): passed through like any status.
+inline constexpr int kExitSkipped = 77;
 
 struct RunOutcome {
   int program_status{0};        ///< exit code, or 128 + signal number

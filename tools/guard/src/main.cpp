@@ -1,13 +1,15 @@
 // pbm-guard: run an unmodified CUDA program (C++, Python, PyTorch) under pbm's telemetry and fail
 // CI when it does more memcpys or host synchronisations than its budget allows.
 //
-//   pbm-guard run [--budget FILE] [--report FILE] [--mode count|warn|assert] [--prometheus ADDR] -- cmd...
+//   pbm-guard run [--budget FILE [--junit FILE]] [--report FILE] [--mode count|warn|assert] [--prometheus ADDR] -- cmd...
 //   pbm-guard baseline -o FILE [--slack N|P%] [--range NAME]... -- cmd...
-//   pbm-guard check --budget FILE REPORT...
+//   pbm-guard check --budget FILE [--junit FILE] REPORT...
+//   pbm-guard --version
 //
 // Exit codes: exit_codes.hpp and tools/README.md.
 #include "budget.hpp"
 #include "check.hpp"
+#include "ci_report.hpp"
 #include "exit_codes.hpp"
 #include "launch.hpp"
 #include "report.hpp"
@@ -26,7 +28,12 @@
 #include <iostream>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <sys/stat.h>
+
+#ifndef PBM_GUARD_VERSION
+#define PBM_GUARD_VERSION "unknown"
+#endif
 
 namespace {
 
@@ -38,6 +45,12 @@ struct RunOptions {
   std::string prometheus;
   std::string report_file;
   std::string report_dir;  ///< keep the per-process reports here instead of a temporary directory
+};
+
+/// Where the CI reporters' files go; "" = not written.
+struct CiOutputs {
+  std::string junit;         ///< --junit FILE
+  std::string step_summary;  ///< $GITHUB_STEP_SUMMARY (appended to)
 };
 
 struct RunResult {
@@ -60,8 +73,9 @@ std::string nvtx_injection_path(std::vector<std::string> const& base_env) {
   }
 }
 
-bool write_text(std::string const& path, std::string const& text, std::string* error) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+bool write_text(std::string const& path, std::string const& text, std::string* error,
+                std::ios::openmode mode = std::ios::trunc) {
+  std::ofstream out(path, std::ios::binary | mode);
   out << text;
   out.close();
   if (!out) {
@@ -77,7 +91,7 @@ std::optional<int> guarded_run(RunOptions const& o, RunResult* result) {
   std::string searched;
   std::string const inject = find_inject_library(self_exe(), &searched);
   if (inject.empty()) {
-    say("cannot find libpbm_inject.so (looked at " + searched + "; set " + kInjectLibEnv + ")");
+    say("cannot find libpbm_inject.so (looked at " + searched + "; " + kInjectLibEnv + "=PATH names it)");
     return kExitNoMeasurement;
   }
   std::vector<std::string> const base = current_environment();
@@ -140,12 +154,27 @@ std::optional<int> guarded_run(RunOptions const& o, RunResult* result) {
   return std::nullopt;
 }
 
+/// Writes the JUnit file and appends the step summary. A file that cannot be written is said, and
+/// does not change the exit code (the reporter then finds no file, which CI shows).
+void write_ci_outputs(CiOutputs const& out, CiReport const& report) {
+  std::string error;
+  if (!out.junit.empty() && !write_text(out.junit, junit_xml(report), &error)) say(error);
+  if (!out.step_summary.empty() && !write_text(out.step_summary, markdown_summary(report), &error, std::ios::app))
+    say("GITHUB_STEP_SUMMARY: " + error);
+}
+
+std::vector<Site> all_sites(std::vector<ProcessReport> const& reports) {
+  std::vector<Site> sites;
+  for (ProcessReport const& r : reports) sites.insert(sites.end(), r.sites.begin(), r.sites.end());
+  return sites;
+}
+
 int finish(ExitDecision const& d) {
   if (d.code != kExitOk) say("exit " + std::to_string(d.code) + ": " + d.reason);
   return d.code;
 }
 
-int cmd_run(RunOptions const& o, std::string const& budget_path) {
+int cmd_run(RunOptions const& o, std::string const& budget_path, CiOutputs const& ci) {
   std::optional<Budget> budget;
   if (!budget_path.empty()) {
     try {
@@ -159,13 +188,23 @@ int cmd_run(RunOptions const& o, std::string const& budget_path) {
   if (auto stop = guarded_run(o, &r)) return *stop;
   if (!r.files.reports.empty()) std::cerr << "\n" << format_summary(r.files.reports);
   RunOutcome outcome{r.program_status, r.files.markers.size(), r.not_attached, r.files.reports.size(), false};
+  CiReport report;
   if (budget && !r.files.reports.empty()) {
-    CheckResult const c = check(*budget, merge(r.files.reports));
-    std::cerr << "\n" << format_check(c);
-    outcome.over_budget = !c.within();
+    report.check = check(*budget, merge(r.files.reports));
+    report.checked = true;
+    std::cerr << "\n" << format_check(report.check);
+    outcome.over_budget = !report.check.within();
   }
   std::cerr.flush();
-  return finish(decide_exit(outcome));
+  ExitDecision const d = decide_exit(outcome);
+  if (budget) {
+    report.budget_file = budget_path;
+    report.sites = all_sites(r.files.reports);
+    report.program_status = r.program_status;
+    report.exit = d;
+    write_ci_outputs(ci, report);
+  }
+  return finish(d);
 }
 
 int cmd_baseline(RunOptions const& o, std::string const& out_path, std::string const& slack_text,
@@ -203,7 +242,7 @@ int cmd_baseline(RunOptions const& o, std::string const& out_path, std::string c
   return kExitOk;
 }
 
-int cmd_check(std::string const& budget_path, std::vector<std::string> const& report_paths) {
+int cmd_check(std::string const& budget_path, std::vector<std::string> const& report_paths, CiOutputs const& ci) {
   Budget budget;
   std::vector<ProcessReport> reports;
   try {
@@ -216,16 +255,32 @@ int cmd_check(std::string const& budget_path, std::vector<std::string> const& re
     say(e.what());
     return kExitUsage;
   }
+  CiReport report;
+  report.budget_file = budget_path;
+  if (reports.empty()) {
+    // e.g. the run file of a program that never initialised CUDA: there is nothing to compare, and
+    // "within budget" would be a claim about nothing.
+    std::string files;
+    for (std::string const& p : report_paths) files += (files.empty() ? "" : ", ") + p;
+    report.exit = {kExitNoMeasurement,
+                   files + (report_paths.size() == 1 ? " holds" : " hold") + " no process reports: nothing was measured"};
+    write_ci_outputs(ci, report);
+    return finish(report.exit);
+  }
   std::cout << format_summary(reports);
-  CheckResult const c = check(budget, merge(reports));
-  std::cout << "\n" << format_check(c);
+  report.check = check(budget, merge(reports));
+  report.checked = true;
+  std::cout << "\n" << format_check(report.check);
   std::cout.flush();
   std::size_t not_attached = 0;
   for (ProcessReport const& r : reports) not_attached += r.telemetry_attached ? 0 : 1;
   for (ProcessReport const& r : reports)
     if (!r.telemetry_attached)
       say(r.source + ": pid " + std::to_string(r.pid) + " ran without CUPTI detection: " + r.telemetry_reason);
-  return finish(decide_exit({0, reports.size(), not_attached, reports.size(), !c.within()}));
+  report.sites = all_sites(reports);
+  report.exit = decide_exit({0, reports.size(), not_attached, reports.size(), !report.check.within()});
+  write_ci_outputs(ci, report);
+  return finish(report.exit);
 }
 
 /// The program to run: the words from the first non-option word on (CLI11's prefix command), and
@@ -245,13 +300,30 @@ int main(int argc, char** argv) {
   try {
     CLI::App app{"pbm-guard: run a CUDA program under pbm telemetry and hold its memcpys and syncs to a budget.\n"
                  "Exit codes: 0 within budget, 2 usage or malformed budget, 3 over budget, 4 nothing measured\n"
-                 "(CUDA never initialised, injection not loaded, CUPTI not attached), else the program's own status."};
+                 "(CUDA never initialised, injection not loaded, CUPTI not attached, no process reports),\n"
+                 "else the program's own status (77 from the program: skipped)."};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("pbm-guard ") + PBM_GUARD_VERSION);
+    app.footer("Environment:\n"
+               "  PBM_GUARD_INJECT_LIB: use this libpbm_inject.so (the library pbm-guard puts in the program's\n"
+               "    CUDA_INJECTION64_PATH) instead of the one beside pbm-guard or in ../lib\n"
+               "  GITHUB_STEP_SUMMARY: run --budget and check append a Markdown summary to this file");
+    // CLI11 prints its errors bare; every line pbm-guard writes about a problem starts "pbm-guard: ".
+    app.failure_message([](CLI::App const*, CLI::Error const& e) {
+      std::string out;
+      std::istringstream lines(e.what());
+      for (std::string line; std::getline(lines, line);) out += "pbm-guard: " + line + "\n";
+      return out + "pbm-guard: run with --help (after the subcommand for its options) for more information\n";
+    });
 
     RunOptions run_opts;
     std::string budget_path;
     CLI::App* run = app.add_subcommand("run", "run a program, print what it copied and synchronised, check a budget");
-    run->add_option("--budget", budget_path, "budget file (JSON, schema pbm.budget/1)")->check(CLI::ExistingFile);
+    CiOutputs ci;
+    if (char const* summary = std::getenv("GITHUB_STEP_SUMMARY")) ci.step_summary = summary;
+    CLI::Option* run_budget =
+        run->add_option("--budget", budget_path, "budget file (JSON, schema pbm.budget/1)")->check(CLI::ExistingFile);
+    run->add_option("--junit", ci.junit, "write JUnit XML to FILE: a testcase per budget limit")->needs(run_budget);
     run->add_option("--report", run_opts.report_file, "write the merged run (all process reports) to FILE");
     run->add_option("--report-dir", run_opts.report_dir, "keep the per-process reports in DIR (default: a temporary directory)");
     run->add_option("--mode", run_opts.mode, "telemetry mode in the program (default count)")
@@ -281,6 +353,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> reports;
     CLI::App* check_cmd = app.add_subcommand("check", "compare existing reports (pbm.report/1 or pbm-guard run --report) with a budget");
     check_cmd->add_option("--budget", check_budget, "budget file")->required()->check(CLI::ExistingFile);
+    check_cmd->add_option("--junit", ci.junit, "write JUnit XML to FILE: a testcase per budget limit");
     check_cmd->add_option("reports", reports, "report files")->required()->check(CLI::ExistingFile);
 
     // CLI11 2.1 rejects words after "--" in a prefix-command subcommand: split them off here.
@@ -306,7 +379,7 @@ int main(int argc, char** argv) {
         say("run: no command given (pbm-guard run [options] -- program args...)");
         return kExitUsage;
       }
-      return cmd_run(run_opts, budget_path);
+      return cmd_run(run_opts, budget_path, ci);
     }
     if (baseline->parsed()) {
       base_opts.command = command_of(baseline, after_dashes);
@@ -320,7 +393,7 @@ int main(int argc, char** argv) {
       say("check: unexpected \"--\" (check takes report files, not a program)");
       return kExitUsage;
     }
-    return cmd_check(check_budget, reports);
+    return cmd_check(check_budget, reports, ci);
   } catch (std::exception const& e) {
     say(std::string("internal error: ") + e.what());
     return 1;
