@@ -26,6 +26,7 @@
 // medians against off (and against nvtx). JSON to --json PATH or env PBM_BENCH_JSON.
 // Without a GPU it prints a line and exits 0.
 #include <pbm/device.cuh>
+#include <pbm/error.hpp>
 #include <pbm/mailbox.hpp>
 #include <pbm/stream.hpp>
 #include <pbm/telemetry/telemetry.hpp>
@@ -106,7 +107,7 @@ Summary summarise(std::vector<double> ns) {
 
 bool cuda_ok(cudaError_t e, char const* what) {
   if (e == cudaSuccess) return true;
-  std::fprintf(stderr, "telemetry_overhead: %s: %s\n", what, cudaGetErrorString(e));
+  std::fprintf(stderr, "telemetry_overhead: %s: %s\n", what, pbm::describe_cuda_error(e).c_str());
   return false;
 }
 

@@ -5,6 +5,7 @@
 //
 // Without a GPU it runs the same ring algorithm, compiled for the host, under std::threads.
 #include <pbm/device.cuh>
+#include <pbm/error.hpp>
 #include <pbm/mailbox.hpp>
 #include <pbm/stream.hpp>
 
@@ -66,8 +67,11 @@ int main(int argc, char** argv) {
   }
   std::uint32_t const per_round = 1u << 16;  // tiles per producer per round
   int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("no CUDA device: running the host-compiled ring under std::thread instead\n");
+  cudaError_t const counted = cudaGetDeviceCount(&devices);
+  if (counted != cudaSuccess || devices == 0) {
+    // Why, in pbm's words: "no CUDA driver (libcuda.so.1 not loadable)" is not an old driver.
+    std::printf("no CUDA device (%s): running the host-compiled ring under std::thread instead\n",
+                counted != cudaSuccess ? pbm::describe_cuda_error(counted).c_str() : "0 devices");
     serve_metrics();
     return run_on_host(rounds * per_round / 16, linger);
   }
