@@ -195,6 +195,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
   PBM_EXPECTS(device_ < count, "no CUDA device " + std::to_string(device_) + " (" + std::to_string(count) +
                                    " visible)");
   DeviceGuard guard(device_);
+  ExpectedSyncScope expected_allocations;  // cudaMalloc, cudaHostAlloc (state, completion pool): documented to synchronise
   try {
     PBM_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
     if (external != nullptr) {
@@ -238,6 +239,7 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
 
 void Mailbox::release() noexcept {
   if (header_ == nullptr && payload_ == nullptr && !state_ && !pool_) return;
+  ExpectedSyncScope expected_frees;  // cudaFree, cudaFreeHost: destruction is documented to synchronise
   DeviceGuard* guard = nullptr;
   try {
     guard = new DeviceGuard(device_);

@@ -280,7 +280,10 @@ std::vector<MetricFamily> collect() {
     }
   }
   for (SyncApi api : {SyncApi::stream_synchronize, SyncApi::event_synchronize, SyncApi::device_synchronize,
-                      SyncApi::context_synchronize, SyncApi::memcpy_sync}) {
+                      SyncApi::context_synchronize, SyncApi::memcpy_sync, SyncApi::memcpy_blocking, SyncApi::free,
+                      SyncApi::free_host, SyncApi::host_alloc, SyncApi::host_register, SyncApi::host_unregister,
+                      SyncApi::malloc, SyncApi::free_array, SyncApi::set_limit, SyncApi::set_cache_config,
+                      SyncApi::memset_sync}) {
     for (char const* expected : {"false", "true"}) {
       b.add_if_absent({"pbm_sync_total",
                        Labels({{"api", std::string(telemetry::to_string(api))},

@@ -71,6 +71,21 @@ TEST(Collect, KnownSeriesStartAtZero) {
     EXPECT_NE(find(families, name), nullptr) << name;
 }
 
+TEST(Collect, EveryHostBlockingSyncApiHasAZeroSeries) {
+  // Alerts and panels name each API that blocks the host (implicit ones included: free, host_alloc,
+  // memcpy_blocking, ...): its series exists before the first event.
+  auto const families = pe::collect();
+  for (std::size_t i = 0; i < pbm::telemetry::kSyncApiCount; ++i) {
+    auto const api = static_cast<pbm::telemetry::SyncApi>(i);
+    if (!pbm::telemetry::blocks_host(api) || api == pbm::telemetry::SyncApi::unknown) continue;
+    std::string const name(pbm::telemetry::to_string(api));
+    for (char const* expected : {"false", "true"}) {
+      auto const* s = find_sample(find(families, "pbm_sync_total"), {{"api", name}, {"expected", expected}, {"range", "none"}});
+      ASSERT_NE(s, nullptr) << "pbm_sync_total{api=" << name << ",expected=" << expected << "}";
+    }
+  }
+}
+
 TEST(Collect, CountersAreReadAtCollectionTime) {
   auto value = [] {
     auto const families = pe::collect();  // keep it alive: s points into it

@@ -1,5 +1,8 @@
-// The runtime and driver API callbacks pbm enables: only functions that copy or synchronise.
-// Ids checked against cupti_runtime_cbid.h / cupti_driver_cbid.h of CUDA 13.0.
+// The runtime and driver API callbacks pbm enables: only functions that copy or synchronise
+// (explicitly, or implicitly: telemetry/README.md, "APIs watched", says why each one is here).
+// Ids checked against cupti_runtime_cbid.h / cupti_driver_cbid.h of CUDA 13.0. Stream-ordered
+// allocation (cudaMallocAsync/cudaFreeAsync, cuMemAllocAsync/cuMemFreeAsync) is deliberately absent:
+// it does not synchronise.
 #include "decoder.hpp"
 
 #include <cupti_driver_cbid.h>
@@ -12,6 +15,9 @@ constexpr auto kSyncCopy = ApiCall::Class::memcpy_sync;
 constexpr auto kAsyncCopy = ApiCall::Class::memcpy_async;
 constexpr auto kSync = ApiCall::Class::sync;
 constexpr auto kNone = SyncApi::unknown;
+// Non-Async memsets: judged as memset_sync only when the target is pinned host or managed memory
+// (cupti_source.cpp reads it from the parameters); on device memory they become Class::quiet.
+constexpr auto kMemset = SyncApi::memset_sync;
 
 #define PBM_RT(base, suffix, cls, api) CallbackSpec{CUPTI_RUNTIME_TRACE_CBID_##base##suffix, #base, cls, api}
 #define PBM_DRV(base, suffix, cls, api) CallbackSpec{CUPTI_DRIVER_TRACE_CBID_##base##suffix, #base, cls, api}
@@ -60,6 +66,23 @@ std::vector<CallbackSpec> const& runtime_callbacks() {
       PBM_RT(cudaEventQuery, _v3020, kSync, SyncApi::event_query),
       PBM_RT(cudaStreamWaitEvent, _v3020, kSync, SyncApi::stream_wait_event),
       PBM_RT(cudaStreamWaitEvent, _ptsz_v7000, kSync, SyncApi::stream_wait_event),
+      // Implicit synchronisations.
+      PBM_RT(cudaFree, _v3020, kSync, SyncApi::free),
+      PBM_RT(cudaFreeHost, _v3020, kSync, SyncApi::free_host),
+      PBM_RT(cudaMallocHost, _v3020, kSync, SyncApi::host_alloc),
+      PBM_RT(cudaHostAlloc, _v3020, kSync, SyncApi::host_alloc),
+      PBM_RT(cudaHostRegister, _v4000, kSync, SyncApi::host_register),
+      PBM_RT(cudaHostUnregister, _v4000, kSync, SyncApi::host_unregister),
+      PBM_RT(cudaMalloc, _v3020, kSync, SyncApi::malloc),
+      PBM_RT(cudaFreeArray, _v3020, kSync, SyncApi::free_array),
+      PBM_RT(cudaFreeMipmappedArray, _v5000, kSync, SyncApi::free_array),
+      PBM_RT(cudaDeviceSetLimit, _v3020, kSync, SyncApi::set_limit),
+      PBM_RT(cudaThreadSetLimit, _v3020, kSync, SyncApi::set_limit),
+      PBM_RT(cudaDeviceSetCacheConfig, _v3020, kSync, SyncApi::set_cache_config),
+      PBM_RT(cudaThreadSetCacheConfig, _v3020, kSync, SyncApi::set_cache_config),
+      PBM_RT(cudaMemset, _v3020, kSync, kMemset), PBM_RT(cudaMemset, _ptds_v7000, kSync, kMemset),
+      PBM_RT(cudaMemset2D, _v3020, kSync, kMemset), PBM_RT(cudaMemset2D, _ptds_v7000, kSync, kMemset),
+      PBM_RT(cudaMemset3D, _v3020, kSync, kMemset), PBM_RT(cudaMemset3D, _ptds_v7000, kSync, kMemset),
   };
   return specs;
 }
@@ -123,6 +146,26 @@ std::vector<CallbackSpec> const& driver_callbacks() {
       PBM_DRV(cuEventQuery, , kSync, SyncApi::event_query),
       PBM_DRV(cuStreamWaitEvent, , kSync, SyncApi::stream_wait_event),
       PBM_DRV(cuStreamWaitEvent, _ptsz, kSync, SyncApi::stream_wait_event),
+      // Implicit synchronisations (under a runtime call they are its aliases: engine.cpp api_enter).
+      PBM_DRV(cuMemFree, , kSync, SyncApi::free), PBM_DRV(cuMemFree, _v2, kSync, SyncApi::free),
+      PBM_DRV(cuMemFreeHost, , kSync, SyncApi::free_host),
+      PBM_DRV(cuMemAllocHost, , kSync, SyncApi::host_alloc), PBM_DRV(cuMemAllocHost, _v2, kSync, SyncApi::host_alloc),
+      PBM_DRV(cuMemHostAlloc, , kSync, SyncApi::host_alloc), PBM_DRV(cuMemHostAlloc, _v2, kSync, SyncApi::host_alloc),
+      PBM_DRV(cuMemHostRegister, , kSync, SyncApi::host_register),
+      PBM_DRV(cuMemHostRegister, _v2, kSync, SyncApi::host_register),
+      PBM_DRV(cuMemHostUnregister, , kSync, SyncApi::host_unregister),
+      PBM_DRV(cuMemAlloc, , kSync, SyncApi::malloc), PBM_DRV(cuMemAlloc, _v2, kSync, SyncApi::malloc),
+      PBM_DRV(cuArrayDestroy, , kSync, SyncApi::free_array),
+      PBM_DRV(cuMipmappedArrayDestroy, , kSync, SyncApi::free_array),
+      PBM_DRV(cuCtxSetLimit, , kSync, SyncApi::set_limit),
+      PBM_DRV(cuCtxSetCacheConfig, , kSync, SyncApi::set_cache_config),
+      // Memsets: only the _v2 calls (the 32-bit legacy ones carry no decodable pointer).
+      PBM_DRV(cuMemsetD8, _v2, kSync, kMemset), PBM_DRV(cuMemsetD8, _v2_ptds, kSync, kMemset),
+      PBM_DRV(cuMemsetD16, _v2, kSync, kMemset), PBM_DRV(cuMemsetD16, _v2_ptds, kSync, kMemset),
+      PBM_DRV(cuMemsetD32, _v2, kSync, kMemset), PBM_DRV(cuMemsetD32, _v2_ptds, kSync, kMemset),
+      PBM_DRV(cuMemsetD2D8, _v2, kSync, kMemset), PBM_DRV(cuMemsetD2D8, _v2_ptds, kSync, kMemset),
+      PBM_DRV(cuMemsetD2D16, _v2, kSync, kMemset), PBM_DRV(cuMemsetD2D16, _v2_ptds, kSync, kMemset),
+      PBM_DRV(cuMemsetD2D32, _v2, kSync, kMemset), PBM_DRV(cuMemsetD2D32, _v2_ptds, kSync, kMemset),
   };
   return specs;
 }

@@ -52,6 +52,21 @@ Verdict classify_memcpy(MemcpyEvent const& ev, ScopeRule scope, RangeStack const
   return {true, {}};
 }
 
+bool copy_blocks_host(MemcpyEvent const& ev) noexcept {
+  if (!ev.is_async) return false;
+  auto host = [](MemoryKind k) { return k == MemoryKind::pageable || k == MemoryKind::pinned; };
+  auto device = [](MemoryKind k) { return k == MemoryKind::device || k == MemoryKind::managed; };
+  MemoryKind const src = ev.src_kind, dst = ev.dst_kind;
+  if (host(src) && host(dst)) return true;
+  if (src == MemoryKind::pageable && device(dst)) return true;
+  if (device(src) && dst == MemoryKind::pageable) return true;
+  return false;
+}
+
+bool memset_blocks_host(MemoryKind target) noexcept {
+  return target == MemoryKind::pinned || target == MemoryKind::managed;
+}
+
 Verdict classify_sync(SyncApi api, ScopeRule scope, bool pbm_wait, RangeStack const& ranges,
                       std::vector<std::string> const& allow) noexcept {
   if (!blocks_host(api) || pbm_wait) return {true, {}};

@@ -26,6 +26,18 @@ Verdict classify_memcpy(MemcpyEvent const& ev, ScopeRule scope, RangeStack const
 Verdict classify_sync(SyncApi api, ScopeRule scope, bool pbm_wait, RangeStack const& ranges,
                       std::vector<std::string> const& allow) noexcept;
 
+/// An "async" copy (cudaMemcpyAsync, cuMemcpyDtoHAsync, ...) that the host waits for, by its memory
+/// kinds (CUDA Runtime API, "API synchronization behavior", Memcpy, asynchronous): device (or
+/// managed) to pageable host returns once the copy completed; pageable host to device returns once
+/// the source is staged; host to host is fully synchronous. False when either kind is unknown (never
+/// a guess), and for synchronous copies (those are memcpy_sync already).
+bool copy_blocks_host(MemcpyEvent const& ev) noexcept;
+
+/// A non-Async memset whose target is of this kind blocks the host: "fully synchronous" for pinned
+/// host memory and Unified Memory, "asynchronous with respect to the host" for device memory (same
+/// section, Memset). Unknown: not counted.
+bool memset_blocks_host(MemoryKind target) noexcept;
+
 /// The current allow-list (immutable snapshot; cheap to take).
 std::shared_ptr<std::vector<std::string> const> allow_list_snapshot();
 

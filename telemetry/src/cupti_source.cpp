@@ -2,6 +2,7 @@
 // and their dispatch, NVTX callbacks (nvtx_names.cpp), and activity records into a bounded buffer
 // pool (activity_buffers.cpp). Static CUPTIAPI trampolines forward to the single CuptiSource.
 #include "activity_buffers.hpp"
+#include "classify.hpp"
 #include "cupti_api.hpp"
 #include "decoder.hpp"
 #include "environment.hpp"
@@ -15,6 +16,7 @@
 
 #include <atomic>
 #include <dlfcn.h>
+#include <optional>
 #include <string>
 
 namespace pbm::telemetry::detail {
@@ -246,6 +248,11 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
     auto const* p = static_cast<cudaMemcpy_v3020_params const*>(data->functionParams);
     if (p != nullptr && p->kind == cudaMemcpyDeviceToDevice) call.cls = ApiCall::Class::memcpy_async;
   }
+  if (call.cls == ApiCall::Class::sync && call.sync_api == SyncApi::memset_sync) {
+    // A non-Async memset blocks the host only on pinned host or managed memory.
+    std::optional<MemoryKind> const target = decode_memset_target(domain, cbid, data->functionParams, &memory_kind_of);
+    if (!target || !memset_blocks_host(*target)) call.cls = ApiCall::Class::quiet;
+  }
   // Stream syncs: the CUPTI stream id, as in activity records.
   CUstream stream = nullptr;
   std::uint8_t per_thread = 0;
@@ -266,10 +273,16 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
     if (api().GetStreamIdEx(data->context, stream, per_thread, &id) == CUPTI_SUCCESS) call.stream = id;
   }
   bool const top_level = engine().api_enter(call);
-  if (!top_level || call.cls == ApiCall::Class::sync || !copies_from_callbacks_.load(std::memory_order_acquire))
-    return;
+  if (!top_level || (call.cls != ApiCall::Class::memcpy_sync && call.cls != ApiCall::Class::memcpy_async)) return;
+  bool const from_call = copies_from_callbacks_.load(std::memory_order_acquire);
+  bool const may_block = call.cls == ApiCall::Class::memcpy_async;
+  if (!from_call && !may_block) return;
+  std::optional<MemcpyEvent> decoded = decode_copy_call(domain, cbid, data->functionParams, &memory_kind_of);
+  // An async copy the host waits for (pageable memory, host to host) is a sync too: memcpy_blocking.
+  if (may_block && decoded && copy_blocks_host(*decoded)) engine().api_blocking_copy(call);
+  if (!from_call) return;
   // No MEMCPY records: the copy is judged now, from the call's parameters, in the caller's scope.
-  MemcpyEvent ev = decode_copy_call(domain, cbid, data->functionParams, &memory_kind_of).value_or(MemcpyEvent{});
+  MemcpyEvent ev = decoded.value_or(MemcpyEvent{});
   ev.device = 0;
   if (call.runtime) {
     ev.runtime_correlation = call.correlation;

@@ -272,6 +272,51 @@ std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_C
   return std::nullopt;
 }
 
+std::optional<MemoryKind> decode_memset_target(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params,
+                                               MemoryKindOf kind_of) {
+  if (params == nullptr || kind_of == nullptr) return std::nullopt;
+  if (domain == CUPTI_CB_DOMAIN_RUNTIME_API) {
+    switch (cbid) {
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemset_ptds_v7000:  // same layout
+        return kind_of(static_cast<cudaMemset_v3020_params const*>(params)->devPtr);
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemset2D_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemset2D_ptds_v7000:
+        return kind_of(static_cast<cudaMemset2D_v3020_params const*>(params)->devPtr);
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemset3D_v3020:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaMemset3D_ptds_v7000:
+        return kind_of(static_cast<cudaMemset3D_v3020_params const*>(params)->pitchedDevPtr.ptr);
+      default:
+        return std::nullopt;
+    }
+  }
+  if (domain == CUPTI_CB_DOMAIN_DRIVER_API) {
+    switch (cbid) {  // every one of these starts with CUdeviceptr dstDevice
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD8_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD8_v2_ptds:
+        return kind_of(as_ptr(static_cast<cuMemsetD8_v2_params const*>(params)->dstDevice));
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD16_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD16_v2_ptds:
+        return kind_of(as_ptr(static_cast<cuMemsetD16_v2_params const*>(params)->dstDevice));
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD32_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD32_v2_ptds:
+        return kind_of(as_ptr(static_cast<cuMemsetD32_v2_params const*>(params)->dstDevice));
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D8_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D8_v2_ptds:
+        return kind_of(as_ptr(static_cast<cuMemsetD2D8_v2_params const*>(params)->dstDevice));
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D16_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D16_v2_ptds:
+        return kind_of(as_ptr(static_cast<cuMemsetD2D16_v2_params const*>(params)->dstDevice));
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D32_v2:
+      case CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D32_v2_ptds:
+        return kind_of(as_ptr(static_cast<cuMemsetD2D32_v2_params const*>(params)->dstDevice));
+      default:
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
 bool ingest_record(CUpti_Activity const* record, Engine& sink) {
   if (record == nullptr) return false;
   switch (record->kind) {

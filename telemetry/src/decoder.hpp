@@ -42,6 +42,12 @@ Direction direction_between(MemoryKind src, MemoryKind dst) noexcept;
 std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params,
                                             MemoryKindOf kind_of);
 
+/// The memory kind of a non-Async memset's target (cudaMemset/2D/3D and their _ptds variants,
+/// cuMemsetD8/16/32 and cuMemsetD2D8/16/32 _v2 and _v2_ptds), from the call's parameters; nullopt
+/// for other calls.
+std::optional<MemoryKind> decode_memset_target(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params,
+                                               MemoryKindOf kind_of);
+
 /// The API callback ids pbm enables, with what each call does. Runtime and driver domains.
 struct CallbackSpec {
   CUpti_CallbackId cbid;

@@ -97,8 +97,8 @@ bool Engine::api_enter(ApiCall const& call) {
     ++thread.runtime_depth;
     thread.runtime_call = ctx;
   }
-  bool const judges_sync = call.cls != ApiCall::Class::memcpy_async;
-  bool const copies = call.cls != ApiCall::Class::sync;
+  bool const judges_sync = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::sync;
+  bool const copies = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::memcpy_async;
   if (ctx->mode != Mode::off) {
     // The copy's record arrives later, on another thread: keep the call site now if a report may need it.
     if (copies && (ctx->mode >= Mode::warn || ctx->guard)) ctx->backtrace = Backtrace::capture();
@@ -116,6 +116,19 @@ bool Engine::api_enter(ApiCall const& call) {
   ev.ranges = ctx->ranges;
   judge_sync(std::move(ev), *ctx, /*at_call_site=*/true);
   return true;
+}
+
+void Engine::api_blocking_copy(ApiCall const& call) {
+  std::shared_ptr<CallContext> const ctx = find(key(call.runtime, call.correlation));
+  if (!ctx || ctx->mode == Mode::off) return;
+  SyncEvent ev;
+  ev.api = SyncApi::memcpy_blocking;
+  ev.api_name = call.name;
+  ev.stream = call.stream;
+  ev.thread = ctx->thread;
+  ev.correlation = call.correlation;
+  ev.ranges = ctx->ranges;
+  judge_sync(std::move(ev), *ctx, /*at_call_site=*/true);
 }
 
 void Engine::api_exit(ApiCall const& call) noexcept {

@@ -30,7 +30,11 @@ using pbm::telemetry::MarkerEvent;
 
 /// A CUDA API call that copies or synchronises, as seen by a runtime/driver API callback.
 struct ApiCall {
-  enum class Class : std::uint8_t { memcpy_sync, memcpy_async, sync };
+  /// memcpy_sync: a copy that blocks the host (judged as a sync and as a copy); memcpy_async: a copy
+  /// (judged as a copy; as a memcpy_blocking sync too when api_blocking_copy says so); sync: a
+  /// synchronisation (sync_api); quiet: watched only so that the driver calls under it are aliases
+  /// (a non-Async memset on device memory), judged as nothing.
+  enum class Class : std::uint8_t { memcpy_sync, memcpy_async, sync, quiet };
   bool runtime{true};            // runtime (cuda*) or driver (cu*) API
   std::uint32_t correlation{0};  // CUpti_CallbackData::correlationId
   char const* name{""};          // static string
@@ -83,6 +87,10 @@ class Engine {
   /// driver call the runtime makes underneath a runtime call (an alias, not a separate event).
   bool api_enter(ApiCall const& call);
   void api_exit(ApiCall const& call) noexcept;
+  /// An async copy call that api_enter accepted (top level) and whose parameters say the host waits
+  /// for it (copy_blocks_host): judged as a memcpy_blocking sync at the call, on the calling thread,
+  /// in the call's scope. Its copy is judged (and counted) as a copy as before, separately.
+  void api_blocking_copy(ApiCall const& call);
 
   /// A copy: from a MEMCPY record (CUPTI's thread, later), or judged at its API callback on the
   /// calling thread (`at_call_site`, when activity records are off).

@@ -45,6 +45,17 @@ std::string_view to_string(SyncApi a) noexcept {
     case SyncApi::stream_query: return "stream_query";
     case SyncApi::event_query: return "event_query";
     case SyncApi::memcpy_sync: return "memcpy_sync";
+    case SyncApi::memcpy_blocking: return "memcpy_blocking";
+    case SyncApi::free: return "free";
+    case SyncApi::free_host: return "free_host";
+    case SyncApi::host_alloc: return "host_alloc";
+    case SyncApi::host_register: return "host_register";
+    case SyncApi::host_unregister: return "host_unregister";
+    case SyncApi::malloc: return "malloc";
+    case SyncApi::free_array: return "free_array";
+    case SyncApi::set_limit: return "set_limit";
+    case SyncApi::set_cache_config: return "set_cache_config";
+    case SyncApi::memset_sync: return "memset_sync";
     case SyncApi::unknown: break;
   }
   return "unknown";

@@ -5,15 +5,20 @@
 
 #include <pbm/expected.hpp>
 #include <pbm/nvtx.hpp>
+#include <pbm/telemetry/policy.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <cupti.h>
 #include <gtest/gtest.h>
 #include <nvtx3/nvToolsExt.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace pt = pbm::telemetry;
@@ -247,6 +252,248 @@ TEST_F(TelemetryGpu, StepsAsideForAnotherSubscriberAndReattaches) {
   EXPECT_TRUE(pt::attach()) << pt::status().reason;
   CHECK_CUDA(cudaDeviceSynchronize());
   EXPECT_EQ(c().sync_total(false), before + 1);
+}
+
+// ---------------------------------------------------------------- implicit synchronisations
+// Each API that synchronises implicitly (telemetry/README.md, "APIs watched") is caught inside a
+// Forbid(sync) scope with its API name, its own SyncApi, and a backtrace through the test body.
+namespace {
+
+/// Runs `body` inside Forbid(what, throw_at_exit) and returns what the guard threw (nothing: empty).
+template <class Body>
+std::vector<pt::Violation> violations_of(pt::What what, Body body) {
+  try {
+    pt::Forbid guard(what, pt::Forbid::Options{true});
+    body();
+  } catch (pt::ViolationError const& e) {
+    return e.violations();
+  }
+  return {};
+}
+
+/// The one sync violation of `api` with this SyncApi, whose backtrace passes through `test_name`.
+void expect_caught(std::vector<pt::Violation> const& vs, char const* api, pt::SyncApi kind, char const* test_name) {
+  auto it = std::find_if(vs.begin(), vs.end(), [&](pt::Violation const& v) { return !v.is_memcpy && v.api == api; });
+  ASSERT_NE(it, vs.end()) << api << " was not caught (" << vs.size() << " violation(s))";
+  EXPECT_EQ(it->rule, pt::Rule::sync_forbidden);
+  EXPECT_EQ(it->sync.api, kind) << pt::to_string(it->sync.api);
+  EXPECT_EQ(it->sync.api_name, api);
+  EXPECT_TRUE(it->at_call_site);
+  bool names_test = false;
+  for (std::string const& frame : it->backtrace) names_test |= frame.find(test_name) != std::string::npos;
+  EXPECT_TRUE(names_test) << "the backtrace of " << api << " does not pass through " << test_name;
+  EXPECT_EQ(std::count_if(vs.begin(), vs.end(), [&](pt::Violation const& v) { return !v.is_memcpy && v.api == api; }), 1)
+      << api << " reported more than once (driver aliases?)";
+}
+
+std::string describe(std::vector<pt::Violation> const& vs) {
+  std::string out;
+  for (pt::Violation const& v : vs) out += "\n  " + pt::format_report(v);
+  return out;
+}
+
+/// Driver API entry points, from the libcuda.so.1 the runtime loaded (the test links no libcuda:
+/// it must start, and skip, on a machine without a driver).
+template <class Fn>
+Fn driver_fn(char const* name) {
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  return driver != nullptr ? reinterpret_cast<Fn>(dlsym(driver, name)) : nullptr;
+}
+using MemAllocFn = CUresult (*)(CUdeviceptr*, std::size_t);
+using MemFreeFn = CUresult (*)(CUdeviceptr);
+using MemHostAllocFn = CUresult (*)(void**, std::size_t, unsigned);
+using MemFreeHostFn = CUresult (*)(void*);
+
+__global__ void scale_kernel(float* data, int n) {
+  int const i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) data[i] *= 2.0f;
+}
+
+}  // namespace
+
+TEST_F(TelemetryGpu, ImplicitSyncFreeIsCaught) {
+  void* p = nullptr;
+  CHECK_CUDA(cudaMalloc(&p, kBytes));
+  auto const before = c().sync_count(pt::SyncApi::free, false, "");
+  auto const vs = violations_of(pt::What::sync, [&] { EXPECT_EQ(cudaFree(p), cudaSuccess); });
+  expect_caught(vs, "cudaFree", pt::SyncApi::free, "ImplicitSyncFreeIsCaught");
+  EXPECT_EQ(c().sync_count(pt::SyncApi::free, false, "") - before, 1u) << "one sync, its driver calls are aliases";
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncDriverMemFreeIsCaught) {
+  auto const mem_alloc = driver_fn<MemAllocFn>("cuMemAlloc_v2");
+  auto const mem_free = driver_fn<MemFreeFn>("cuMemFree_v2");
+  ASSERT_TRUE(mem_alloc != nullptr && mem_free != nullptr);
+  CUdeviceptr p = 0;
+  ASSERT_EQ(mem_alloc(&p, kBytes), CUDA_SUCCESS);
+  auto const vs = violations_of(pt::What::sync, [&] { EXPECT_EQ(mem_free(p), CUDA_SUCCESS); });
+  expect_caught(vs, "cuMemFree", pt::SyncApi::free, "ImplicitSyncDriverMemFreeIsCaught");
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncMallocIsCaught) {
+  void* p = nullptr;
+  auto const vs = violations_of(pt::What::sync, [&] { EXPECT_EQ(cudaMalloc(&p, kBytes), cudaSuccess); });
+  expect_caught(vs, "cudaMalloc", pt::SyncApi::malloc, "ImplicitSyncMallocIsCaught");
+  cudaFree(p);
+  auto const mem_alloc = driver_fn<MemAllocFn>("cuMemAlloc_v2");
+  auto const mem_free = driver_fn<MemFreeFn>("cuMemFree_v2");
+  ASSERT_TRUE(mem_alloc != nullptr && mem_free != nullptr);
+  CUdeviceptr d = 0;
+  auto const drv = violations_of(pt::What::sync, [&] { EXPECT_EQ(mem_alloc(&d, kBytes), CUDA_SUCCESS); });
+  expect_caught(drv, "cuMemAlloc", pt::SyncApi::malloc, "ImplicitSyncMallocIsCaught");
+  mem_free(d);
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncHostAllocAndFreeHostAreCaught) {
+  void* a = nullptr;
+  void* b = nullptr;
+  auto const vs = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaMallocHost(&a, kBytes), cudaSuccess);
+    EXPECT_EQ(cudaHostAlloc(&b, kBytes, cudaHostAllocDefault), cudaSuccess);
+  });
+  expect_caught(vs, "cudaMallocHost", pt::SyncApi::host_alloc, "ImplicitSyncHostAllocAndFreeHostAreCaught");
+  expect_caught(vs, "cudaHostAlloc", pt::SyncApi::host_alloc, "ImplicitSyncHostAllocAndFreeHostAreCaught");
+  auto const freed = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaFreeHost(a), cudaSuccess);
+    EXPECT_EQ(cudaFreeHost(b), cudaSuccess);
+  });
+  ASSERT_EQ(freed.size(), 2u) << describe(freed);
+  expect_caught({freed[0]}, "cudaFreeHost", pt::SyncApi::free_host, "ImplicitSyncHostAllocAndFreeHostAreCaught");
+  auto const host_alloc = driver_fn<MemHostAllocFn>("cuMemHostAlloc");
+  auto const free_host = driver_fn<MemFreeHostFn>("cuMemFreeHost");
+  ASSERT_TRUE(host_alloc != nullptr && free_host != nullptr);
+  void* d = nullptr;
+  auto const drv = violations_of(pt::What::sync, [&] { EXPECT_EQ(host_alloc(&d, kBytes, 0), CUDA_SUCCESS); });
+  expect_caught(drv, "cuMemHostAlloc", pt::SyncApi::host_alloc, "ImplicitSyncHostAllocAndFreeHostAreCaught");
+  auto const drv_free = violations_of(pt::What::sync, [&] { EXPECT_EQ(free_host(d), CUDA_SUCCESS); });
+  expect_caught(drv_free, "cuMemFreeHost", pt::SyncApi::free_host, "ImplicitSyncHostAllocAndFreeHostAreCaught");
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncHostRegisterAndUnregisterAreCaught) {
+  std::vector<char> host(kBytes);
+  auto const reg = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaHostRegister(host.data(), kBytes, cudaHostRegisterDefault), cudaSuccess);
+  });
+  expect_caught(reg, "cudaHostRegister", pt::SyncApi::host_register, "ImplicitSyncHostRegisterAndUnregisterAreCaught");
+  auto const unreg = violations_of(pt::What::sync, [&] { EXPECT_EQ(cudaHostUnregister(host.data()), cudaSuccess); });
+  expect_caught(unreg, "cudaHostUnregister", pt::SyncApi::host_unregister,
+                "ImplicitSyncHostRegisterAndUnregisterAreCaught");
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncFreeArrayIsCaught) {
+  cudaChannelFormatDesc const desc = cudaCreateChannelDesc<float>();
+  cudaArray_t array = nullptr;
+  CHECK_CUDA(cudaMallocArray(&array, &desc, 64, 64));
+  auto const vs = violations_of(pt::What::sync, [&] { EXPECT_EQ(cudaFreeArray(array), cudaSuccess); });
+  expect_caught(vs, "cudaFreeArray", pt::SyncApi::free_array, "ImplicitSyncFreeArrayIsCaught");
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncSetLimitAndCacheConfigAreCaught) {
+  std::size_t fifo = 0;
+  CHECK_CUDA(cudaDeviceGetLimit(&fifo, cudaLimitPrintfFifoSize));
+  cudaFuncCache cache{};
+  CHECK_CUDA(cudaDeviceGetCacheConfig(&cache));
+  auto const vs = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaDeviceSetLimit(cudaLimitPrintfFifoSize, fifo), cudaSuccess);
+    EXPECT_EQ(cudaDeviceSetCacheConfig(cache), cudaSuccess);
+  });
+  expect_caught(vs, "cudaDeviceSetLimit", pt::SyncApi::set_limit, "ImplicitSyncSetLimitAndCacheConfigAreCaught");
+  expect_caught(vs, "cudaDeviceSetCacheConfig", pt::SyncApi::set_cache_config,
+                "ImplicitSyncSetLimitAndCacheConfigAreCaught");
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncMemsetOnPinnedOrManagedMemoryIsCaughtAndOnDeviceMemoryIsNot) {
+  void* managed = nullptr;
+  void* pinned = nullptr;
+  CHECK_CUDA(cudaMallocManaged(&managed, kBytes));
+  CHECK_CUDA(cudaMallocHost(&pinned, kBytes));
+  auto const on_device = violations_of(pt::What::sync, [&] { EXPECT_EQ(cudaMemset(device_, 0, kBytes), cudaSuccess); });
+  EXPECT_TRUE(on_device.empty()) << "cudaMemset on device memory is asynchronous to the host" << describe(on_device);
+  auto const vs = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaMemset(managed, 0, kBytes), cudaSuccess);
+    EXPECT_EQ(cudaMemset(pinned, 0, kBytes), cudaSuccess);
+  });
+  ASSERT_EQ(vs.size(), 2u) << describe(vs);
+  expect_caught({vs[0]}, "cudaMemset", pt::SyncApi::memset_sync,
+                "ImplicitSyncMemsetOnPinnedOrManagedMemoryIsCaughtAndOnDeviceMemoryIsNot");
+  expect_caught({vs[1]}, "cudaMemset", pt::SyncApi::memset_sync,
+                "ImplicitSyncMemsetOnPinnedOrManagedMemoryIsCaughtAndOnDeviceMemoryIsNot");
+  CHECK_CUDA(cudaDeviceSynchronize());
+  cudaFree(managed);
+  cudaFreeHost(pinned);
+}
+
+TEST_F(TelemetryGpu, BlockingCopyDeviceToPageableIsASyncAndStillACopy) {
+  std::vector<char> host(kBytes);  // pageable
+  auto const copies_before = c().memcpy_count(pt::Direction::DtoH, pt::MemoryKind::pageable, false, "");
+  auto const vs = violations_of(pt::What::sync, [&] {  // forbid(memcpy=False, sync=True)
+    EXPECT_EQ(cudaMemcpyAsync(host.data(), device_, kBytes, cudaMemcpyDeviceToHost, stream_), cudaSuccess);
+  });
+  expect_caught(vs, "cudaMemcpyAsync", pt::SyncApi::memcpy_blocking, "BlockingCopyDeviceToPageableIsASyncAndStillACopy");
+  EXPECT_EQ(c().memcpy_count(pt::Direction::DtoH, pt::MemoryKind::pageable, false, "") - copies_before, 1u)
+      << "the copy is counted exactly as before";
+}
+
+TEST_F(TelemetryGpu, BlockingCopyPageableToDeviceIsASync) {
+  std::vector<char> host(kBytes, 1);  // pageable: the call returns once the source is staged
+  auto const vs = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaMemcpyAsync(device_, host.data(), kBytes, cudaMemcpyHostToDevice, stream_), cudaSuccess);
+  });
+  expect_caught(vs, "cudaMemcpyAsync", pt::SyncApi::memcpy_blocking, "BlockingCopyPageableToDeviceIsASync");
+  pt::Expect expect;
+  CHECK_CUDA(cudaStreamSynchronize(stream_));
+}
+
+TEST_F(TelemetryGpu, ImplicitSyncNegativesStayClean) {
+  // Nothing here makes the host wait: kernels, event record, stream waits, queries, stream-ordered
+  // allocation, a memset on device memory (async), pinned non-blocking host-to-device copies and
+  // device-to-device copies (async, and a cudaMemcpy device to device). Sync-only work under Forbid(all) (forbid(sync=True)) and all of it under Forbid(sync)
+  // (forbid(memcpy=False, sync=True)): no violation at all.
+  float* data = static_cast<float*>(device_);
+  int const n = static_cast<int>(kBytes / sizeof(float));
+  void* pinned = nullptr;
+  void* other = nullptr;
+  CHECK_CUDA(cudaMallocHost(&pinned, kBytes));
+  CHECK_CUDA(cudaMalloc(&other, kBytes));
+  cudaEvent_t event{};
+  CHECK_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  cudaStream_t second{};
+  CHECK_CUDA(cudaStreamCreateWithFlags(&second, cudaStreamNonBlocking));
+  CHECK_CUDA(cudaDeviceSynchronize());
+  auto sync_free_work = [&] {
+    scale_kernel<<<(n + 255) / 256, 256, 0, stream_>>>(data, n);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    EXPECT_EQ(cudaEventRecord(event, stream_), cudaSuccess);
+    EXPECT_EQ(cudaStreamWaitEvent(second, event, 0), cudaSuccess);
+    (void)cudaStreamQuery(stream_);
+    (void)cudaEventQuery(event);
+    void* scratch = nullptr;
+    EXPECT_EQ(cudaMallocAsync(&scratch, kBytes, second), cudaSuccess);
+    EXPECT_EQ(cudaMemsetAsync(scratch, 0, kBytes, second), cudaSuccess);
+    EXPECT_EQ(cudaFreeAsync(scratch, second), cudaSuccess);
+    EXPECT_EQ(cudaMemset(other, 0, kBytes), cudaSuccess);  // device memory: asynchronous to the host
+  };
+  // Steady state: the kernel's module is loaded and the stream-ordered pool exists (lazy loading and
+  // the first cudaMallocAsync may allocate; that is set-up, not what this test is about).
+  sync_free_work();
+  CHECK_CUDA(cudaDeviceSynchronize());
+  auto const all = violations_of(pt::What::all, sync_free_work);
+  EXPECT_TRUE(all.empty()) << describe(all);
+  auto const sync_only = violations_of(pt::What::sync, [&] {
+    sync_free_work();
+    EXPECT_EQ(cudaMemcpyAsync(other, pinned, kBytes, cudaMemcpyHostToDevice, stream_), cudaSuccess);
+    EXPECT_EQ(cudaMemcpyAsync(other, device_, kBytes, cudaMemcpyDeviceToDevice, stream_), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(other, device_, kBytes, cudaMemcpyDeviceToDevice), cudaSuccess);
+  });
+  EXPECT_TRUE(sync_only.empty()) << describe(sync_only);
+  {
+    pt::Expect expect;
+    CHECK_CUDA(cudaDeviceSynchronize());
+  }
+  cudaStreamDestroy(second);
+  cudaEventDestroy(event);
+  cudaFree(other);
+  cudaFreeHost(pinned);
 }
 
 int main(int argc, char** argv) {

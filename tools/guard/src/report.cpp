@@ -164,9 +164,11 @@ std::vector<std::string> const& known_memory_kinds() {
   return v;
 }
 std::vector<std::string> const& known_sync_apis() {
-  static std::vector<std::string> const v{"stream_synchronize", "event_synchronize", "device_synchronize",
-                                          "context_synchronize", "memcpy_sync",        "stream_wait_event",
-                                          "stream_query",        "event_query",        "unknown"};
+  static std::vector<std::string> const v{
+      "stream_synchronize", "event_synchronize", "device_synchronize", "context_synchronize", "memcpy_sync",
+      "memcpy_blocking",    "free",              "free_host",          "host_alloc",          "host_register",
+      "host_unregister",    "malloc",            "free_array",         "set_limit",           "set_cache_config",
+      "memset_sync",        "stream_wait_event", "stream_query",       "event_query",         "unknown"};
   return v;
 }
 bool sync_api_blocks_host(std::string const& api) {

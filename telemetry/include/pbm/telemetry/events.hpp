@@ -29,9 +29,21 @@ enum class SyncApi : std::uint8_t {
   stream_query,       ///< non-blocking poll: counted, never a host sync
   event_query,        ///< non-blocking poll: counted, never a host sync
   memcpy_sync,        ///< a synchronous cudaMemcpy* / cuMemcpy* (blocks the host; no CUPTI sync record)
+  // Implicit synchronisations (telemetry/README.md, "APIs watched", says why each one blocks).
+  memcpy_blocking,    ///< an "async" copy the host waited for: pageable host memory on one side, or host to host
+  free,               ///< cudaFree / cuMemFree: waits for the device
+  free_host,          ///< cudaFreeHost / cuMemFreeHost
+  host_alloc,         ///< cudaMallocHost / cudaHostAlloc / cuMemAllocHost / cuMemHostAlloc (page-locked allocation)
+  host_register,      ///< cudaHostRegister / cuMemHostRegister
+  host_unregister,    ///< cudaHostUnregister / cuMemHostUnregister
+  malloc,             ///< cudaMalloc / cuMemAlloc: serialises the device (programming guide, implicit synchronisation)
+  free_array,         ///< cudaFreeArray / cudaFreeMipmappedArray / cuArrayDestroy / cuMipmappedArrayDestroy
+  set_limit,          ///< cudaDeviceSetLimit / cuCtxSetLimit
+  set_cache_config,   ///< cudaDeviceSetCacheConfig / cuCtxSetCacheConfig: an L1/shared configuration switch
+  memset_sync,        ///< a non-Async cudaMemset* / cuMemsetD* on pinned host or managed memory (fully synchronous)
   unknown,
 };
-inline constexpr std::size_t kSyncApiCount = 9;
+inline constexpr std::size_t kSyncApiCount = 20;
 
 /// One NVTX range open on a thread (innermost last in a RangeStack).
 struct Range {
