@@ -16,6 +16,12 @@ SEL = 'job=~"$job", instance=~"$instance", rank=~"$rank"'
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 PAGEABLE = 'memory="pageable"'
 UNEXPECTED = 'expected="false"'
+# Implicit synchronisations (telemetry/README.md, "APIs watched"): API calls that wait for the device
+# or serialise it without saying so, and "async" copies the host waits for.
+IMPLICIT_SYNCS = ("memcpy_blocking", "free", "free_host", "host_alloc", "host_register", "host_unregister",
+                  "malloc", "free_array", "set_limit", "set_cache_config", "memset_sync")
+IMPLICIT = 'api=~"' + "|".join(IMPLICIT_SYNCS) + '"'
+BLOCKING_COPY = 'api="memcpy_blocking"'
 
 
 def rate(metric, extra=""):
@@ -127,10 +133,27 @@ def panels():
               [(f"sum by (direction, expected) ({rate('pbm_memcpy_total', PAGEABLE)})",
                 "{{direction}} expected={{expected}}")]),
         panel("Syncs by API",
-              "Synchronisations per second by API (stream, event, device, context, synchronous memcpy) "
-              "and whether they were expected.",
+              "Synchronisations per second by API (stream, event, device, context, synchronous memcpy, "
+              "and the implicit ones: frees, page-locked allocations, blocking copies, ...) and whether "
+              "they were expected.",
               "ops",
               [(f"sum by (api, expected) ({rate('pbm_sync_total')})", "{{api}} expected={{expected}}")]),
+        panel("Implicit synchronisations",
+              "Calls that make the host wait (or serialise the device) without saying so, per second: "
+              "cudaFree (free), cudaFreeHost (free_host), cudaMallocHost/cudaHostAlloc (host_alloc), "
+              "cudaHostRegister/Unregister, cudaMalloc (malloc), cudaFreeArray (free_array), "
+              "cudaDeviceSetLimit (set_limit), cudaDeviceSetCacheConfig (set_cache_config), a memset of "
+              "pinned or managed memory (memset_sync) and cudaMemcpyAsync to or from pageable memory "
+              "(memcpy_blocking). Use the stream-ordered allocator and pinned buffers in hot loops.",
+              "ops",
+              [(f"sum by (api, expected) ({rate('pbm_sync_total', IMPLICIT)})", "{{api}} expected={{expected}}")]),
+        panel("Blocking copies by NVTX range",
+              "\"Async\" copies the host waited for (pageable memory on one side, or host to host), per "
+              "second, by the innermost NVTX range open at the call. Each one is also counted in the "
+              "copy panels above.",
+              "ops",
+              [(f"sum by (range, expected) ({rate('pbm_sync_total', BLOCKING_COPY)})",
+                "{{range}} expected={{expected}}")]),
         panel("Syncs by NVTX range",
               "Unexpected synchronisations per second by the innermost NVTX range open at the call.",
               "ops",
