@@ -112,11 +112,11 @@ class MailboxTelemetryGpu : public ::testing::Test {
 
     stream_ = std::make_unique<pbm::Stream>(pbm::StreamClass::focus);
     mailbox_ = std::make_unique<pbm::Mailbox>(1024, kStride, -1, kName);  // synchronises: expected
-    CHECK_CUDA(cudaMalloc(&src_, kRecords * kStride));
-    CHECK_CUDA(cudaMalloc(&dst_, kRecords * kStride));
-    CHECK_CUDA(cudaMemsetAsync(src_, 7, kRecords * kStride, stream_->get()));
     {
-      pt::Expect setup;  // setup is not the loop under test
+      pt::Expect setup;  // setup is not the loop under test (cudaMalloc is an implicit sync: malloc)
+      CHECK_CUDA(cudaMalloc(&src_, kRecords * kStride));
+      CHECK_CUDA(cudaMalloc(&dst_, kRecords * kStride));
+      CHECK_CUDA(cudaMemsetAsync(src_, 7, kRecords * kStride, stream_->get()));
       CHECK_CUDA(cudaStreamSynchronize(stream_->get()));
     }
     // Warm-up: the completion pool, module loading and NVTX string registration happen here.
@@ -127,6 +127,7 @@ class MailboxTelemetryGpu : public ::testing::Test {
   }
   void TearDown() override {
     pt::remove_observer(recorder_);
+    pt::Expect teardown;  // cudaFree is an implicit sync (free); assert mode would abort on it
     mailbox_.reset();
     if (src_ != nullptr) cudaFree(src_);
     if (dst_ != nullptr) cudaFree(dst_);
