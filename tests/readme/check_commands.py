@@ -54,6 +54,7 @@ RUNNABLE = [
     (r"^PBM_PROMETHEUS_ADDR=127\.0\.0\.1:9464 build/examples/tile_pipeline \d+ --linger \d+ &$", demo_with_metrics, 120),
     (r"^prometheus --config\.file=\S+", prometheus_config, 60),
     (r"^promtool check (rules|config) ", None, 60),
+    (r"^pbm-guard --version$", lambda cmd: ("build/tools/" + cmd, None), 30),  # the README's `pbm-guard` is build/tools/pbm-guard
 ]
 
 # Not run, paths not checked: what installs, downloads, configures with torch or needs a GPU run.
