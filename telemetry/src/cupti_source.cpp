@@ -253,6 +253,9 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
     std::optional<MemoryKind> const target = decode_memset_target(domain, cbid, data->functionParams, &memory_kind_of);
     if (!target || !memset_blocks_host(*target)) call.cls = ApiCall::Class::quiet;
   }
+  if (call.cls == ApiCall::Class::sync && frees_nothing(domain, cbid, data->functionParams)) {
+    call.cls = ApiCall::Class::quiet;  // cudaFree(0) and friends: nothing freed, nothing waited for
+  }
   // Stream syncs: the CUPTI stream id, as in activity records.
   CUstream stream = nullptr;
   std::uint8_t per_thread = 0;

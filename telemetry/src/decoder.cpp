@@ -317,6 +317,41 @@ std::optional<MemoryKind> decode_memset_target(CUpti_CallbackDomain domain, CUpt
   return std::nullopt;
 }
 
+bool frees_nothing(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params) noexcept {
+  if (params == nullptr) return false;
+  if (domain == CUPTI_CB_DOMAIN_RUNTIME_API) {
+    switch (cbid) {
+      case CUPTI_RUNTIME_TRACE_CBID_cudaFree_v3020:
+        return static_cast<cudaFree_v3020_params const*>(params)->devPtr == nullptr;
+      case CUPTI_RUNTIME_TRACE_CBID_cudaFreeHost_v3020:
+        return static_cast<cudaFreeHost_v3020_params const*>(params)->ptr == nullptr;
+      case CUPTI_RUNTIME_TRACE_CBID_cudaFreeArray_v3020:
+        return static_cast<cudaFreeArray_v3020_params const*>(params)->array == nullptr;
+      case CUPTI_RUNTIME_TRACE_CBID_cudaFreeMipmappedArray_v5000:
+        return static_cast<cudaFreeMipmappedArray_v5000_params const*>(params)->mipmappedArray == nullptr;
+      default:
+        return false;
+    }
+  }
+  if (domain == CUPTI_CB_DOMAIN_DRIVER_API) {
+    switch (cbid) {
+      case CUPTI_DRIVER_TRACE_CBID_cuMemFree:
+        return static_cast<cuMemFree_params const*>(params)->dptr == 0;
+      case CUPTI_DRIVER_TRACE_CBID_cuMemFree_v2:
+        return static_cast<cuMemFree_v2_params const*>(params)->dptr == 0;
+      case CUPTI_DRIVER_TRACE_CBID_cuMemFreeHost:
+        return static_cast<cuMemFreeHost_params const*>(params)->p == nullptr;
+      case CUPTI_DRIVER_TRACE_CBID_cuArrayDestroy:
+        return static_cast<cuArrayDestroy_params const*>(params)->hArray == nullptr;
+      case CUPTI_DRIVER_TRACE_CBID_cuMipmappedArrayDestroy:
+        return static_cast<cuMipmappedArrayDestroy_params const*>(params)->hMipmappedArray == nullptr;
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
 bool ingest_record(CUpti_Activity const* record, Engine& sink) {
   if (record == nullptr) return false;
   switch (record->kind) {

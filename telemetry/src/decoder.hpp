@@ -48,6 +48,11 @@ std::optional<MemcpyEvent> decode_copy_call(CUpti_CallbackDomain domain, CUpti_C
 std::optional<MemoryKind> decode_memset_target(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params,
                                                MemoryKindOf kind_of);
 
+/// True for a free that frees nothing: cudaFree(0) ("no operation is performed", the usual way to
+/// create the context), cudaFreeHost, cudaFreeArray, cudaFreeMipmappedArray and their driver twins
+/// with a null pointer or handle. False for other calls, and when the parameters are missing.
+bool frees_nothing(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params) noexcept;
+
 /// The API callback ids pbm enables, with what each call does. Runtime and driver domains.
 struct CallbackSpec {
   CUpti_CallbackId cbid;

@@ -132,6 +132,19 @@ TEST_F(ImplicitSyncCallbacks, FreeIsCaughtOnceWithItsDriverCallsUnderneath) {
   EXPECT_EQ(syncs(pt::SyncApi::free) - before, 2u);
 }
 
+TEST_F(ImplicitSyncCallbacks, AFreeOfNullIsNoSync) {
+  std::uint64_t const before = syncs(pt::SyncApi::free);
+  pt::Forbid forbid(pt::What::sync);
+  cudaFree_v3020_params p{nullptr};  // cudaFree(0): creates the context, frees nothing
+  ASSERT_TRUE(call(kRt, CUPTI_RUNTIME_TRACE_CBID_cudaFree_v3020, &p, [] {
+    EXPECT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize));  // anything underneath is its alias
+  }));
+  cuMemFree_v2_params d{0};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuMemFree_v2, &d));
+  EXPECT_EQ(syncs(pt::SyncApi::free), before);
+  EXPECT_TRUE(recorder.violations.empty());
+}
+
 TEST_F(ImplicitSyncCallbacks, HostAllocationsRegistrationsLimitsAndCacheConfigAreCaught) {
   struct Case {
     CUpti_CallbackDomain domain;

@@ -76,6 +76,18 @@ std::vector<Expected> const& implicit_syncs() {
       {R, CUPTI_RUNTIME_TRACE_CBID_cudaMalloc_v3020, "cudaMalloc", S::malloc, "malloc"},
       {D, CUPTI_DRIVER_TRACE_CBID_cuMemAlloc, "cuMemAlloc", S::malloc, "malloc"},
       {D, CUPTI_DRIVER_TRACE_CBID_cuMemAlloc_v2, "cuMemAlloc", S::malloc, "malloc"},
+      {R, CUPTI_RUNTIME_TRACE_CBID_cudaMallocPitch_v3020, "cudaMallocPitch", S::malloc, "malloc"},
+      {R, CUPTI_RUNTIME_TRACE_CBID_cudaMalloc3D_v3020, "cudaMalloc3D", S::malloc, "malloc"},
+      {R, CUPTI_RUNTIME_TRACE_CBID_cudaMallocArray_v3020, "cudaMallocArray", S::malloc, "malloc"},
+      {R, CUPTI_RUNTIME_TRACE_CBID_cudaMalloc3DArray_v3020, "cudaMalloc3DArray", S::malloc, "malloc"},
+      {R, CUPTI_RUNTIME_TRACE_CBID_cudaMallocMipmappedArray_v5000, "cudaMallocMipmappedArray", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuMemAllocPitch, "cuMemAllocPitch", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuMemAllocPitch_v2, "cuMemAllocPitch", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuArrayCreate, "cuArrayCreate", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuArrayCreate_v2, "cuArrayCreate", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuArray3DCreate, "cuArray3DCreate", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuArray3DCreate_v2, "cuArray3DCreate", S::malloc, "malloc"},
+      {D, CUPTI_DRIVER_TRACE_CBID_cuMipmappedArrayCreate, "cuMipmappedArrayCreate", S::malloc, "malloc"},
       {R, CUPTI_RUNTIME_TRACE_CBID_cudaFreeArray_v3020, "cudaFreeArray", S::free_array, "free_array"},
       {R, CUPTI_RUNTIME_TRACE_CBID_cudaFreeMipmappedArray_v5000, "cudaFreeMipmappedArray", S::free_array, "free_array"},
       {D, CUPTI_DRIVER_TRACE_CBID_cuArrayDestroy, "cuArrayDestroy", S::free_array, "free_array"},
@@ -125,7 +137,7 @@ TEST(ImplicitSyncCallbacks, EveryImplicitlySynchronisingApiIsWatchedUnderItsOwnN
   }
 }
 
-TEST(ImplicitSyncCallbacks, StreamOrderedAllocationAndAsyncMemsetsAreNotWatched) {
+TEST(ImplicitSyncCallbacks, StreamOrderedAndManagedAllocationAndAsyncMemsetsAreNotWatched) {
   for (CUpti_CallbackId cbid :
        {CUPTI_RUNTIME_TRACE_CBID_cudaMallocAsync_v11020, CUPTI_RUNTIME_TRACE_CBID_cudaMallocAsync_ptsz_v11020,
         CUPTI_RUNTIME_TRACE_CBID_cudaFreeAsync_v11020, CUPTI_RUNTIME_TRACE_CBID_cudaFreeAsync_ptsz_v11020,
@@ -136,7 +148,8 @@ TEST(ImplicitSyncCallbacks, StreamOrderedAllocationAndAsyncMemsetsAreNotWatched)
   for (CUpti_CallbackId cbid :
        {CUPTI_DRIVER_TRACE_CBID_cuMemAllocAsync, CUPTI_DRIVER_TRACE_CBID_cuMemAllocAsync_ptsz,
         CUPTI_DRIVER_TRACE_CBID_cuMemFreeAsync, CUPTI_DRIVER_TRACE_CBID_cuMemFreeAsync_ptsz,
-        CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async, CUPTI_DRIVER_TRACE_CBID_cuEventRecord}) {
+        CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async, CUPTI_DRIVER_TRACE_CBID_cuEventRecord,
+        CUPTI_DRIVER_TRACE_CBID_cuMemAllocManaged}) {
     EXPECT_EQ(pd::find_callback(CUPTI_CB_DOMAIN_DRIVER_API, cbid), nullptr) << "driver cbid " << cbid;
   }
 }
@@ -157,6 +170,26 @@ TEST(ImplicitSyncNames, EveryApiHasItsOwnNameAndBlocksTheHost) {
                           pt::SyncApi::set_cache_config, pt::SyncApi::memset_sync}) {
     EXPECT_TRUE(pt::blocks_host(api)) << pt::to_string(api);
   }
+}
+
+TEST(FreesNothing, AFreeOfNullIsNoSync) {
+  cudaFree_v3020_params null_free{nullptr};
+  cudaFree_v3020_params real_free{at(0x3000)};
+  EXPECT_TRUE(pd::frees_nothing(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaFree_v3020, &null_free));
+  EXPECT_FALSE(pd::frees_nothing(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaFree_v3020, &real_free));
+  cudaFreeHost_v3020_params null_host{nullptr};
+  EXPECT_TRUE(pd::frees_nothing(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaFreeHost_v3020, &null_host));
+  cudaFreeArray_v3020_params null_array{nullptr};
+  EXPECT_TRUE(pd::frees_nothing(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaFreeArray_v3020, &null_array));
+  cuMemFree_v2_params null_drv{0};
+  cuMemFree_v2_params real_drv{0x3000};
+  EXPECT_TRUE(pd::frees_nothing(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuMemFree_v2, &null_drv));
+  EXPECT_FALSE(pd::frees_nothing(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuMemFree_v2, &real_drv));
+  cuArrayDestroy_params null_arr{nullptr};
+  EXPECT_TRUE(pd::frees_nothing(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuArrayDestroy, &null_arr));
+  // Not a free, or no parameters: never "nothing".
+  EXPECT_FALSE(pd::frees_nothing(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMalloc_v3020, &null_free));
+  EXPECT_FALSE(pd::frees_nothing(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaFree_v3020, nullptr));
 }
 
 // ---------------------------------------------------------------- memsets

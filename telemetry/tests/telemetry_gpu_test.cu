@@ -342,6 +342,20 @@ TEST_F(TelemetryGpu, ImplicitSyncMallocIsCaught) {
   auto const drv = violations_of(pt::What::sync, [&] { EXPECT_EQ(mem_alloc(&d, kBytes), CUDA_SUCCESS); });
   expect_caught(drv, "cuMemAlloc", pt::SyncApi::malloc, "ImplicitSyncMallocIsCaught");
   mem_free(d);
+  // Pitched and array allocations are device memory allocations too.
+  void* pitched = nullptr;
+  std::size_t pitch = 0;
+  cudaChannelFormatDesc const desc = cudaCreateChannelDesc<float>();
+  cudaArray_t array = nullptr;
+  auto const others = violations_of(pt::What::sync, [&] {
+    EXPECT_EQ(cudaMallocPitch(&pitched, &pitch, 256, 64), cudaSuccess);
+    EXPECT_EQ(cudaMallocArray(&array, &desc, 64, 64), cudaSuccess);
+  });
+  expect_caught(others, "cudaMallocPitch", pt::SyncApi::malloc, "ImplicitSyncMallocIsCaught");
+  expect_caught(others, "cudaMallocArray", pt::SyncApi::malloc, "ImplicitSyncMallocIsCaught");
+  pt::Expect cleanup;
+  cudaFree(pitched);
+  cudaFreeArray(array);
 }
 
 TEST_F(TelemetryGpu, ImplicitSyncHostAllocAndFreeHostAreCaught) {
@@ -446,7 +460,7 @@ TEST_F(TelemetryGpu, BlockingCopyPageableToDeviceIsASync) {
 
 TEST_F(TelemetryGpu, ImplicitSyncNegativesStayClean) {
   // Nothing here makes the host wait: kernels, event record, stream waits, queries, stream-ordered
-  // allocation, a memset on device memory (async), pinned non-blocking host-to-device copies and
+  // allocation, a memset on device memory (async), cudaFree(nullptr), pinned non-blocking host-to-device copies and
   // device-to-device copies (async, and a cudaMemcpy device to device). Sync-only work under Forbid(all) (forbid(sync=True)) and all of it under Forbid(sync)
   // (forbid(memcpy=False, sync=True)): no violation at all.
   float* data = static_cast<float*>(device_);
@@ -472,6 +486,7 @@ TEST_F(TelemetryGpu, ImplicitSyncNegativesStayClean) {
     EXPECT_EQ(cudaMemsetAsync(scratch, 0, kBytes, second), cudaSuccess);
     EXPECT_EQ(cudaFreeAsync(scratch, second), cudaSuccess);
     EXPECT_EQ(cudaMemset(other, 0, kBytes), cudaSuccess);  // device memory: asynchronous to the host
+    EXPECT_EQ(cudaFree(nullptr), cudaSuccess);  // frees nothing ("no operation is performed")
   };
   // Steady state: the kernel's module is loaded and the stream-ordered pool exists (lazy loading and
   // the first cudaMallocAsync may allocate; that is set-up, not what this test is about).
