@@ -28,6 +28,7 @@ struct CompletionPool::Chunk {
 
   explicit Chunk(int device) {
     DeviceGuard guard(device);
+    ExpectedSyncScope expected_allocations;  // pbm's own: pool growth allocates (cudaHostAlloc, cudaMalloc)
     try {
       PBM_CUDA_TRY(cudaHostAlloc(reinterpret_cast<void**>(&host), sizeof(ResultSlot) * kChunkSize,
                                  cudaHostAllocMapped | cudaHostAllocPortable));
@@ -39,11 +40,7 @@ struct CompletionPool::Chunk {
       cudaStream_t stream = nullptr;
       PBM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
       cudaError_t const set = cudaMemsetAsync(cells, 0, sizeof(LaunchCell) * kChunkSize, stream);
-      cudaError_t synced = cudaSuccess;
-      {
-        ExpectedSyncScope expected;
-        synced = cudaStreamSynchronize(stream);
-      }
+      cudaError_t const synced = cudaStreamSynchronize(stream);
       PBM_CUDA_TRY_NOEXCEPT(cudaStreamDestroy(stream));
       PBM_CUDA_TRY(set);
       PBM_CUDA_TRY(synced);
@@ -61,6 +58,7 @@ struct CompletionPool::Chunk {
   ~Chunk() { destroy(); }
 
   void destroy() noexcept {
+    ExpectedSyncScope expected_frees;  // pbm's own: cudaFree and cudaFreeHost wait for the device
     for (auto& item : items)
       if (item.event != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaEventDestroy(item.event));
     if (cells != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(cells));

@@ -71,7 +71,7 @@ Verdict classify_sync(SyncApi api, ScopeRule scope, bool pbm_wait, RangeStack co
                       std::vector<std::string> const& allow) noexcept {
   if (!blocks_host(api) || pbm_wait) return {true, {}};
   if (scope == ScopeRule::forbid) return {false, Rule::sync_forbidden};
-  if (scope == ScopeRule::expect || allow_listed(ranges, allow)) return {true, {}};
+  if (scope == ScopeRule::expect || implicit_by_resource(api) || allow_listed(ranges, allow)) return {true, {}};
   return {false, Rule::sync_unexpected};
 }
 

@@ -111,6 +111,7 @@ class ImplicitSyncCallbacks : public ::testing::Test {
 
 TEST_F(ImplicitSyncCallbacks, FreeIsCaughtOnceWithItsDriverCallsUnderneath) {
   std::uint64_t const before = syncs(pt::SyncApi::free);
+  std::uint64_t const expected_before = syncs(pt::SyncApi::free, /*expected=*/true);
   std::uint64_t const ctx_before = syncs(pt::SyncApi::context_synchronize);
   {
     pt::Forbid forbid(pt::What::sync);
@@ -126,10 +127,11 @@ TEST_F(ImplicitSyncCallbacks, FreeIsCaughtOnceWithItsDriverCallsUnderneath) {
   ASSERT_EQ(recorder.violations.size(), 1u);
   EXPECT_EQ(recorder.violations[0].api, "cudaFree");
   EXPECT_EQ(recorder.violations[0].rule, pt::Rule::sync_forbidden);
-  // The driver call made directly is one of its own.
+  // The driver call made directly is one of its own (outside the scope: counted, expected).
   cuMemFree_v2_params d{0x3000};
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuMemFree_v2, &d));
-  EXPECT_EQ(syncs(pt::SyncApi::free) - before, 2u);
+  EXPECT_EQ(syncs(pt::SyncApi::free) - before, 1u);
+  EXPECT_EQ(syncs(pt::SyncApi::free, /*expected=*/true) - expected_before, 1u);
 }
 
 TEST_F(ImplicitSyncCallbacks, AFreeOfNullIsNoSync) {

@@ -275,6 +275,29 @@ TEST_F(MailboxTelemetryGpu, LoopCountsReachTheCounterSnapshotWithoutCopiesOrSync
   }
 }
 
+// pbm's own allocations and frees are expected wherever they happen: the completion pool growing
+// under a user's forbid(sync) scope (more pops in flight than a chunk holds), and a mailbox built
+// and destroyed there.
+TEST_F(MailboxTelemetryGpu, PoolGrowthAndMailboxLifetimeInsideForbidAreExpected) {
+  START(pt::Mode::count);
+  pbm::WaitPolicy spin;
+  spin.mode = pbm::WaitMode::spin;
+  {
+    pt::Forbid forbid(pt::What::sync);
+    std::vector<pbm::PopHandle> in_flight;
+    for (int i = 0; i < 3 * 64 + 1; ++i) in_flight.push_back(mailbox_->pop_bulk_async(dst_, kRecords, stream_->get()));
+    for (pbm::PopHandle& h : in_flight) EXPECT_EQ(h.wait(spin), 0u);
+    in_flight.clear();
+    pbm::Mailbox another(64, kStride, -1, "pbm_own");
+  }
+  Totals const d = delta();
+  std::lock_guard<std::mutex> lock(recorder_.mu);
+  for (pt::Violation const& v : recorder_.violations) ADD_FAILURE() << pt::format_report(v);
+  EXPECT_EQ(d.violations, 0u);
+  EXPECT_EQ(d.sync_unexpected, 0u);
+  EXPECT_GT(d.sync_expected, 0u) << "the pool grew and the mailbox came and went: pbm's own, counted as expected";
+}
+
 int main(int argc, char** argv) {
   pt::ensure_nvtx_injection();  // before any NVTX call, so pbm's ranges reach CUPTI
   ::testing::InitGoogleTest(&argc, argv);

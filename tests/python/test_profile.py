@@ -25,8 +25,11 @@ STRIDE = 64
 BATCH = 32
 STEPS = 200
 WINDOW = "pbm_steady_state"
+# Every API that blocks the host (events.hpp: blocks_host), implicit ones included: the steady
+# state allocates nothing either.
 BLOCKING_SYNCS = {"stream_synchronize", "event_synchronize", "device_synchronize", "context_synchronize",
-                  "memcpy_sync"}
+                  "memcpy_sync", "memcpy_blocking", "memset_sync", "free", "free_host", "host_alloc",
+                  "host_register", "host_unregister", "malloc", "free_array", "set_limit", "set_cache_config"}
 
 
 def steady_state(mb, records, deliberate_item=False):

@@ -80,9 +80,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Opti
 REPO = Path(__file__).resolve().parents[2]
 EXIT_PASS, EXIT_FAIL, EXIT_SKIP = 0, 1, 77
 
-# pbm_sync_total{api=...} values that block the calling host thread (events.hpp: blocks_host).
+# pbm_sync_total{api=...} values where the host waits for work the program asked for (events.hpp:
+# blocks_host, less implicit_by_resource): compared exactly. Allocations and frees (malloc, free,
+# host_alloc, ...) also block, but PyTorch's caching allocator makes them when it likes: not compared.
 BLOCKING_SYNCS = frozenset(
-    {"stream_synchronize", "event_synchronize", "device_synchronize", "context_synchronize", "memcpy_sync"}
+    {"stream_synchronize", "event_synchronize", "device_synchronize", "context_synchronize", "memcpy_sync",
+     "memcpy_blocking", "memset_sync"}
 )
 
 # Counted NVTX ranges: name -> (operation, expected). `expected` says whether the calls run inside

@@ -99,7 +99,7 @@ def main():
         need_device(args)
         expect([args.guard, "run", "--budget", budget, "--", args.program, "--dtoh-in-step"], 3,
                [attached, r"OVER BUDGET", r"range train_step +memcpy total +0 +20 +\+20",
-                r"range train_step +sync total +0 +20", r"train_step +DtoH +pageable +20",
+                r"range train_step +sync total +0 +40", r"train_step +DtoH +pageable +20",
                 r"exit 3: over budget"])
     elif args.case == "cpp_baseline":
         need_device(args)

@@ -109,6 +109,26 @@ struct MarkerEvent {
   std::string domain;        ///< "" for NVTX's default domain
 };
 
+/// True for the allocations, frees, registrations and configuration changes that synchronise
+/// implicitly. Every program makes them (PyTorch's caching allocator, pbm's own constructors), so
+/// the policy expects them unless a forbid(sync) scope says otherwise.
+constexpr bool implicit_by_resource(SyncApi api) noexcept {
+  switch (api) {
+    case SyncApi::free:
+    case SyncApi::free_host:
+    case SyncApi::host_alloc:
+    case SyncApi::host_register:
+    case SyncApi::host_unregister:
+    case SyncApi::malloc:
+    case SyncApi::free_array:
+    case SyncApi::set_limit:
+    case SyncApi::set_cache_config:
+      return true;
+    default:
+      return false;
+  }
+}
+
 /// True for APIs that block the calling host thread.
 constexpr bool blocks_host(SyncApi api) noexcept {
   return api != SyncApi::stream_wait_event && api != SyncApi::stream_query &&
