@@ -202,12 +202,15 @@ AttachResult CuptiSource::attach(Settings const& settings) {
       CUPTI_SUCCESS)
     return fail("cuptiActivityRegisterCallbacks", r);
   bool memcpy_records = false;
+  bool any_records = false;
   for (CUpti_ActivityKind kind : kActivityKinds) {
     if (!activity_kind_wanted(kind, settings)) continue;
     if ((r = api().ActivityEnable(kind)) != CUPTI_SUCCESS) return fail("cuptiActivityEnable", r);
     memcpy_records = memcpy_records || kind == CUPTI_ACTIVITY_KIND_MEMCPY;
+    any_records = any_records || kind != CUPTI_ACTIVITY_KIND_MARKER;  // markers join no call
   }
   copies_from_callbacks_.store(!memcpy_records, std::memory_order_release);
+  engine().set_joins_records(any_records);
   attached_.store(true, std::memory_order_release);
   return {true, false, "attached"};
 }

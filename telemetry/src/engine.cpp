@@ -87,34 +87,43 @@ bool Engine::api_enter(ApiCall const& call) {
   // The runtime call in progress on this thread: driver calls the runtime makes underneath it are
   // aliases of it, not separate events.
   ThreadState& thread = cupti_fed();
+  bool const joins = joins_records_.load(std::memory_order_relaxed);
   if (!call.runtime && thread.runtime_depth > 0) {
-    if (thread.runtime_call) remember(key(false, call.correlation), thread.runtime_call);
+    if (joins && thread.runtime_call) remember(key(false, call.correlation), thread.runtime_call);
     return false;
-  }
-  auto ctx = std::make_shared<CallContext>(capture_context());
-  ctx->api = call.name;
-  if (call.runtime) {
-    ++thread.runtime_depth;
-    thread.runtime_call = ctx;
   }
   bool const judges_sync = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::sync;
   bool const copies = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::memcpy_async;
-  if (ctx->mode != Mode::off) {
+  CallContext local = capture_context();
+  local.api = call.name;
+  if (local.mode != Mode::off) {
     // The copy's record arrives later, on another thread: keep the call site now if a report may need it.
-    if (copies && (ctx->mode >= Mode::warn || ctx->guard)) ctx->backtrace = Backtrace::capture();
-    ctx->sync_judged = judges_sync;
+    if (copies && (local.mode >= Mode::warn || local.guard)) local.backtrace = Backtrace::capture();
+    local.sync_judged = judges_sync;
   }
-  remember(key(call.runtime, call.correlation), ctx);
-  if (ctx->mode == Mode::off || !judges_sync) return true;
+  // The context outlives the call only where something looks it up by correlation id: a copy's
+  // judgement (on_memcpy, api_blocking_copy) and activity records. A sync judged here, with no
+  // records coming, needs neither the heap nor the table's lock.
+  std::shared_ptr<CallContext> kept;
+  if (copies || joins) {
+    kept = std::make_shared<CallContext>(std::move(local));
+    remember(key(call.runtime, call.correlation), kept);
+  }
+  CallContext& ctx = kept ? *kept : local;
+  if (call.runtime) {
+    ++thread.runtime_depth;
+    thread.runtime_call = kept;
+  }
+  if (ctx.mode == Mode::off || !judges_sync) return true;
 
   SyncEvent ev;
   ev.api = call.cls == ApiCall::Class::memcpy_sync ? SyncApi::memcpy_sync : call.sync_api;
   ev.api_name = call.name;
   ev.stream = call.stream;
-  ev.thread = ctx->thread;
+  ev.thread = ctx.thread;
   ev.correlation = call.correlation;
-  ev.ranges = ctx->ranges;
-  judge_sync(std::move(ev), *ctx, /*at_call_site=*/true);
+  ev.ranges = kept ? ctx.ranges : std::move(ctx.ranges);  // judge_sync reads the event's ranges only
+  judge_sync(std::move(ev), ctx, /*at_call_site=*/true);
   return true;
 }
 

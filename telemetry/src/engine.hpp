@@ -104,6 +104,10 @@ class Engine {
   /// Distinct (domain, name) pairs seen in MARKER start records (bounded).
   std::vector<std::pair<std::string, std::string>> observed_ranges() const;
 
+  /// Whether activity records will be joined with API calls (any activity kind enabled): only then
+  /// must a sync's call context be kept for its record. True until the CUPTI source says otherwise.
+  void set_joins_records(bool joins) noexcept { joins_records_.store(joins, std::memory_order_relaxed); }
+
   void add_observer(Observer& o) { observers_.add(o); }
   void remove_observer(Observer& o) noexcept { observers_.remove(o); }
 
@@ -125,6 +129,7 @@ class Engine {
 
   std::unique_ptr<Counters> const counters_;
   ObserverList observers_;
+  std::atomic<bool> joins_records_{true};
 
   mutable std::mutex table_mu_;
   std::vector<Slot> table_;

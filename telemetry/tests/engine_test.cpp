@@ -276,3 +276,32 @@ TEST_F(EngineTest, MarkersRebuildPerThreadRangeStacks) {
   EXPECT_NE(std::find(observed.begin(), observed.end(), std::make_pair(std::string("pbm"), std::string("pop"))),
             observed.end());
 }
+
+// Without activity records (the default CUPTI setup) a sync's context is not kept past its call:
+// the judgement, counts, ranges and the driver calls underneath are the same.
+TEST_F(EngineTest, SyncsJudgedTheSameWhenNoRecordsWillBeJoined) {
+  engine.set_joins_records(false);
+  pd::nvtx_push("", "outer");
+  pd::nvtx_push("pbm", "inner");
+  {
+    pt::Forbid forbid(pt::What::sync);
+    auto const rt = call(pd::ApiCall::Class::sync, 40, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize);
+    EXPECT_TRUE(engine.api_enter(rt));
+    auto const drv = call(pd::ApiCall::Class::sync, 41, "cuCtxSynchronize", pt::SyncApi::context_synchronize,
+                          /*runtime=*/false);
+    EXPECT_FALSE(engine.api_enter(drv));  // an alias of the runtime call
+    engine.api_exit(drv);
+    engine.api_exit(rt);
+  }
+  runtime_call(call(pd::ApiCall::Class::sync, 42, "cudaStreamQuery", pt::SyncApi::stream_query));
+  auto& c = engine.counters();
+  EXPECT_EQ(c.sync_count(pt::SyncApi::device_synchronize, false, "inner"), 1u);
+  EXPECT_EQ(c.sync_count(pt::SyncApi::context_synchronize, false, "inner"), 0u);
+  EXPECT_EQ(c.sync_count(pt::SyncApi::stream_query, true, "inner"), 1u);
+  ASSERT_EQ(recorder.violations.size(), 1u);
+  EXPECT_EQ(recorder.violations[0].rule, pt::Rule::sync_forbidden);
+  EXPECT_EQ(recorder.violations[0].ranges,
+            (pt::RangeStack{pt::Range{"", "outer"}, pt::Range{"pbm", "inner"}}));
+  ASSERT_EQ(recorder.syncs.size(), 2u);
+  EXPECT_EQ(recorder.syncs[0].first.ranges.size(), 2u);
+}
