@@ -993,7 +993,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="pause between two scrapes of one client, s (default 0.1: each scrape is a new TCP "
                         "connection, and the sockets they leave in TIME_WAIT must not exhaust local ports)")
     g.add_argument("--scrape-timeout", type=float, default=30.0)
-    g.add_argument("--cycle-period", type=float, default=0.25, help="seconds between two telemetry state changes")
+    g.add_argument("--cycle-period", type=float, default=1.0,
+                   help="seconds between two telemetry state changes (default 1: each re-subscribes to CUPTI)")
     g.add_argument("--hold", type=float, default=0.02, help="seconds telemetry stays detached/stopped per cycle")
     g.add_argument("--stop-every", type=int, default=4, help="every Nth cycle is stop()/start() instead of detach()/attach()")
     g = p.add_argument_group("memory")
