@@ -1,5 +1,6 @@
 // Real CUPTI structs (CUDA 13.0 layouts) through the entry point the buffer callback uses.
 #include "decoder.hpp"
+#include "engine_test_util.hpp"
 
 #include <pbm/telemetry/policy.hpp>
 
@@ -254,17 +255,8 @@ TEST(Callbacks, OnlyCopiesAndSyncsAreWatched) {
 
 // ---------------------------------------------------------------- copies from API callback parameters
 namespace {
-// A fake address space: 0x1000... pageable host, 0x2000... pinned, 0x3000... device, 0x4000... managed.
-pt::MemoryKind fake_kind(void const* p) {
-  switch (reinterpret_cast<std::uintptr_t>(p) >> 12) {
-    case 0x1: return pt::MemoryKind::pageable;
-    case 0x2: return pt::MemoryKind::pinned;
-    case 0x3: return pt::MemoryKind::device;
-    case 0x4: return pt::MemoryKind::managed;
-    default: return pt::MemoryKind::unknown;
-  }
-}
-void* at(std::uintptr_t a) { return reinterpret_cast<void*>(a); }
+using pbm_test::at;
+using pbm_test::fake_kind;
 }  // namespace
 
 TEST(CopyCall, RuntimeMemcpyTakesDirectionFromKindAndMemoryFromThePointers) {

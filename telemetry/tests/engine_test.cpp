@@ -1,6 +1,7 @@
 // The pipeline after the decoder, fed the way the CUPTI callbacks feed it: api_enter on the
 // calling thread, records later (here: on the same thread, or another one).
 #include "engine.hpp"
+#include "engine_test_util.hpp"
 #include "thread_state.hpp"
 
 #include <pbm/expected.hpp>
@@ -16,25 +17,8 @@ namespace pd = pbm::telemetry::detail;
 
 namespace {
 
-struct Recorder : pt::Observer {
-  std::vector<std::pair<pt::MemcpyEvent, bool>> copies;
-  std::vector<std::pair<pt::SyncEvent, bool>> syncs;
-  std::vector<pt::Violation> violations;
-  void on_memcpy(pt::MemcpyEvent const& ev, bool expected) override { copies.emplace_back(ev, expected); }
-  void on_sync(pt::SyncEvent const& ev, bool expected) override { syncs.emplace_back(ev, expected); }
-  void on_violation(pt::Violation const& v) override { violations.push_back(v); }
-};
-
-pd::ApiCall call(pd::ApiCall::Class cls, std::uint32_t correlation, char const* name,
-                 pt::SyncApi api = pt::SyncApi::unknown, bool runtime = true) {
-  pd::ApiCall c;
-  c.runtime = runtime;
-  c.correlation = correlation;
-  c.name = name;
-  c.cls = cls;
-  c.sync_api = api;
-  return c;
-}
+using pbm_test::Recorder;
+using pbm_test::api_call;
 
 pt::MemcpyEvent dtoh_record(std::uint32_t driver_corr, std::uint32_t runtime_corr) {
   pt::MemcpyEvent ev;
@@ -71,7 +55,7 @@ class EngineTest : public ::testing::Test {
 
 TEST_F(EngineTest, SyncJudgedAtTheCallWithThreadAndRange) {
   pd::nvtx_push("", "train_step");
-  runtime_call(call(pd::ApiCall::Class::sync, 7, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
+  runtime_call(api_call(pd::ApiCall::Class::sync, 7, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
   auto& c = engine.counters();
   EXPECT_EQ(c.sync_count(pt::SyncApi::stream_synchronize, false, "train_step"), 1u);
   EXPECT_EQ(c.violation_count(pt::Rule::sync_unexpected), 1u);
@@ -85,13 +69,13 @@ TEST_F(EngineTest, SyncJudgedAtTheCallWithThreadAndRange) {
 TEST_F(EngineTest, ExpectScopeAndPbmWaitMakeSyncsExpected) {
   {
     pt::Expect expect;
-    runtime_call(call(pd::ApiCall::Class::sync, 1, "cudaEventSynchronize", pt::SyncApi::event_synchronize));
+    runtime_call(api_call(pd::ApiCall::Class::sync, 1, "cudaEventSynchronize", pt::SyncApi::event_synchronize));
   }
   {
     pbm::ExpectedSyncScope pbm_wait;
-    runtime_call(call(pd::ApiCall::Class::sync, 2, "cudaEventSynchronize", pt::SyncApi::event_synchronize));
+    runtime_call(api_call(pd::ApiCall::Class::sync, 2, "cudaEventSynchronize", pt::SyncApi::event_synchronize));
   }
-  runtime_call(call(pd::ApiCall::Class::sync, 3, "cudaEventSynchronize", pt::SyncApi::event_synchronize));
+  runtime_call(api_call(pd::ApiCall::Class::sync, 3, "cudaEventSynchronize", pt::SyncApi::event_synchronize));
   EXPECT_EQ(engine.counters().sync_count(pt::SyncApi::event_synchronize, true, ""), 2u);
   EXPECT_EQ(engine.counters().sync_count(pt::SyncApi::event_synchronize, false, ""), 1u);
 }
@@ -100,9 +84,9 @@ TEST_F(EngineTest, CopyRecordIsJudgedInTheScopeOfItsCall) {
   pd::nvtx_push("", "eval");
   {
     pt::Expect expect(pt::What::memcpy);
-    runtime_call(call(pd::ApiCall::Class::memcpy_async, 40, "cudaMemcpyAsync"));
+    runtime_call(api_call(pd::ApiCall::Class::memcpy_async, 40, "cudaMemcpyAsync"));
   }
-  runtime_call(call(pd::ApiCall::Class::memcpy_async, 41, "cudaMemcpyAsync"));
+  runtime_call(api_call(pd::ApiCall::Class::memcpy_async, 41, "cudaMemcpyAsync"));
   pd::nvtx_pop("");
   std::uint32_t const caller = pd::current_thread_id();
   // Records arrive later on CUPTI's thread, outside the scope.
@@ -124,8 +108,8 @@ TEST_F(EngineTest, CopyRecordIsJudgedInTheScopeOfItsCall) {
 }
 
 TEST_F(EngineTest, DriverCallsInsideARuntimeCallAreAliasesNotNewEvents) {
-  auto rt = call(pd::ApiCall::Class::memcpy_sync, 10, "cudaMemcpy");
-  auto drv = call(pd::ApiCall::Class::memcpy_sync, 11, "cuMemcpyDtoH", pt::SyncApi::unknown, /*runtime=*/false);
+  auto rt = api_call(pd::ApiCall::Class::memcpy_sync, 10, "cudaMemcpy");
+  auto drv = api_call(pd::ApiCall::Class::memcpy_sync, 11, "cuMemcpyDtoH", pt::SyncApi::unknown, /*runtime=*/false);
   pd::nvtx_push("", "loss");
   engine.api_enter(rt);
   engine.api_enter(drv);
@@ -141,12 +125,12 @@ TEST_F(EngineTest, DriverCallsInsideARuntimeCallAreAliasesNotNewEvents) {
   ASSERT_EQ(recorder.violations.size(), 2u);
   EXPECT_EQ(recorder.violations[1].api, "cudaMemcpy");
   // A driver call made directly is an event of its own.
-  engine.api_enter(call(pd::ApiCall::Class::sync, 12, "cuCtxSynchronize", pt::SyncApi::context_synchronize, false));
+  engine.api_enter(api_call(pd::ApiCall::Class::sync, 12, "cuCtxSynchronize", pt::SyncApi::context_synchronize, false));
   EXPECT_EQ(engine.counters().sync_count(pt::SyncApi::context_synchronize, false, ""), 1u);
 }
 
 TEST_F(EngineTest, SyncRecordsOfJudgedCallsAreNotCountedTwice) {
-  runtime_call(call(pd::ApiCall::Class::sync, 20, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
+  runtime_call(api_call(pd::ApiCall::Class::sync, 20, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
   pt::SyncEvent record;
   record.api = pt::SyncApi::stream_synchronize;
   record.correlation = 20;
@@ -164,8 +148,8 @@ TEST_F(EngineTest, SyncRecordsOfJudgedCallsAreNotCountedTwice) {
 TEST_F(EngineTest, OffModeAtTheCallCountsNothing) {
   {
     pt::ScopedMode off(pt::Mode::off);
-    runtime_call(call(pd::ApiCall::Class::sync, 30, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
-    runtime_call(call(pd::ApiCall::Class::memcpy_async, 31, "cudaMemcpyAsync"));
+    runtime_call(api_call(pd::ApiCall::Class::sync, 30, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
+    runtime_call(api_call(pd::ApiCall::Class::memcpy_async, 31, "cudaMemcpyAsync"));
   }
   engine.on_memcpy(dtoh_record(0, 31));
   EXPECT_EQ(engine.counters().sync_total(false) + engine.counters().sync_total(true), 0u);
@@ -186,7 +170,7 @@ TEST_F(EngineTest, WarnPrintsOncePerSiteWithABacktrace) {
   pt::set_mode(pt::Mode::warn);
   ::testing::internal::CaptureStderr();
   for (std::uint32_t i = 0; i < 3; ++i) {
-    runtime_call(call(pd::ApiCall::Class::sync, 100 + i, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
+    runtime_call(api_call(pd::ApiCall::Class::sync, 100 + i, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
   }
   std::string const err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(engine.counters().violation_count(pt::Rule::sync_unexpected), 3u);
@@ -206,7 +190,7 @@ TEST_F(EngineTest, WarnPrintsOncePerSiteWithABacktrace) {
 
 TEST_F(EngineTest, CountModeReportsNothing) {
   ::testing::internal::CaptureStderr();
-  runtime_call(call(pd::ApiCall::Class::sync, 1, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
+  runtime_call(api_call(pd::ApiCall::Class::sync, 1, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
   EXPECT_EQ(engine.counters().violation_total(), 1u);
 }
@@ -217,7 +201,7 @@ TEST_F(EngineTest, AssertModeAbortsWithAReportNamingTheRange) {
       {
         pt::set_mode(pt::Mode::assert_);
         pd::nvtx_push("", "train_step");
-        runtime_call(call(pd::ApiCall::Class::memcpy_async, 55, "cudaMemcpyAsync"));
+        runtime_call(api_call(pd::ApiCall::Class::memcpy_async, 55, "cudaMemcpyAsync"));
         engine.on_memcpy(dtoh_record(0, 55));
       },
       "unexpected memcpy DtoH 1024 bytes(.|\n)*memcpy_dtoh(.|\n)*train_step(.|\n)*aborting");
@@ -228,8 +212,8 @@ TEST_F(EngineTest, ForbidThrowAtExitCollectsCopiesAndSyncsOfItsScope) {
   try {
     pt::Forbid guard(pt::What::all, pt::Forbid::Options{true});
     pd::nvtx_push("pbm", "push");
-    runtime_call(call(pd::ApiCall::Class::memcpy_async, 60, "cudaMemcpyAsync"));
-    runtime_call(call(pd::ApiCall::Class::sync, 61, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
+    runtime_call(api_call(pd::ApiCall::Class::memcpy_async, 60, "cudaMemcpyAsync"));
+    runtime_call(api_call(pd::ApiCall::Class::sync, 61, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
     pd::nvtx_pop("pbm");
     engine.on_memcpy(dtoh_record(0, 60));  // the record arrives before scope exit
     EXPECT_EQ(guard.violations().size(), 2u);
@@ -247,7 +231,7 @@ TEST_F(EngineTest, ForbidThrowAtExitCollectsCopiesAndSyncsOfItsScope) {
 TEST_F(EngineTest, ForbidDoesNotThrowWhileUnwinding) {
   auto body = [&] {
     pt::Forbid guard(pt::What::sync, pt::Forbid::Options{true});
-    runtime_call(call(pd::ApiCall::Class::sync, 70, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
+    runtime_call(api_call(pd::ApiCall::Class::sync, 70, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize));
     throw std::runtime_error("user error");
   };
   EXPECT_THROW(body(), std::runtime_error);
@@ -285,15 +269,15 @@ TEST_F(EngineTest, SyncsJudgedTheSameWhenNoRecordsWillBeJoined) {
   pd::nvtx_push("pbm", "inner");
   {
     pt::Forbid forbid(pt::What::sync);
-    auto const rt = call(pd::ApiCall::Class::sync, 40, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize);
+    auto const rt = api_call(pd::ApiCall::Class::sync, 40, "cudaDeviceSynchronize", pt::SyncApi::device_synchronize);
     EXPECT_TRUE(engine.api_enter(rt));
-    auto const drv = call(pd::ApiCall::Class::sync, 41, "cuCtxSynchronize", pt::SyncApi::context_synchronize,
+    auto const drv = api_call(pd::ApiCall::Class::sync, 41, "cuCtxSynchronize", pt::SyncApi::context_synchronize,
                           /*runtime=*/false);
     EXPECT_FALSE(engine.api_enter(drv));  // an alias of the runtime call
     engine.api_exit(drv);
     engine.api_exit(rt);
   }
-  runtime_call(call(pd::ApiCall::Class::sync, 42, "cudaStreamQuery", pt::SyncApi::stream_query));
+  runtime_call(api_call(pd::ApiCall::Class::sync, 42, "cudaStreamQuery", pt::SyncApi::stream_query));
   auto& c = engine.counters();
   EXPECT_EQ(c.sync_count(pt::SyncApi::device_synchronize, false, "inner"), 1u);
   EXPECT_EQ(c.sync_count(pt::SyncApi::context_synchronize, false, "inner"), 0u);

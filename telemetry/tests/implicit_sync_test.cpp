@@ -4,6 +4,7 @@
 // an engine the way the CUPTI source feeds it.
 #include "classify.hpp"
 #include "decoder.hpp"
+#include "engine_test_util.hpp"
 #include "thread_state.hpp"
 
 #include <pbm/expected.hpp>
@@ -23,24 +24,9 @@ namespace pd = pbm::telemetry::detail;
 
 namespace {
 
-struct Recorder : pt::Observer {
-  std::vector<std::pair<pt::SyncEvent, bool>> syncs;
-  std::vector<pt::Violation> violations;
-  void on_sync(pt::SyncEvent const& ev, bool expected) override { syncs.emplace_back(ev, expected); }
-  void on_violation(pt::Violation const& v) override { violations.push_back(v); }
-};
-
-// A fake address space: 0x1000... pageable host, 0x2000... pinned, 0x3000... device, 0x4000... managed.
-pt::MemoryKind fake_kind(void const* p) {
-  switch (reinterpret_cast<std::uintptr_t>(p) >> 12) {
-    case 0x1: return pt::MemoryKind::pageable;
-    case 0x2: return pt::MemoryKind::pinned;
-    case 0x3: return pt::MemoryKind::device;
-    case 0x4: return pt::MemoryKind::managed;
-    default: return pt::MemoryKind::unknown;
-  }
-}
-void* at(std::uintptr_t a) { return reinterpret_cast<void*>(a); }
+using pbm_test::at;
+using pbm_test::fake_kind;
+using pbm_test::Recorder;
 
 struct Expected {
   CUpti_CallbackDomain domain;
@@ -296,16 +282,7 @@ TEST(BlockingCopy, DecodedAsyncCallsTellBlockingFromNot) {
 // ---------------------------------------------------------------- the engine
 namespace {
 
-pd::ApiCall api_call(pd::ApiCall::Class cls, std::uint32_t correlation, char const* name,
-                     pt::SyncApi api = pt::SyncApi::unknown, bool runtime = true) {
-  pd::ApiCall c;
-  c.runtime = runtime;
-  c.correlation = correlation;
-  c.name = name;
-  c.cls = cls;
-  c.sync_api = api;
-  return c;
-}
+using pbm_test::api_call;
 
 class ImplicitSyncEngine : public ::testing::Test {
  protected:
