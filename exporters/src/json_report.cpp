@@ -1,8 +1,10 @@
 // The JSON report (schema pbm.report/1, see exporters/README.md), on demand and at exit.
 #include <pbm/exporters/json_report.hpp>
+
 #include <pbm/exporters/samples.hpp>
 
 #include "log.hpp"
+#include "saturating.hpp"
 
 #include <pbm/registry.hpp>
 #include <pbm/telemetry/telemetry.hpp>
@@ -42,7 +44,7 @@ std::uint64_t sum(MetricFamily const* f, char const* label = nullptr, char const
       auto it = s.labels.find(label);
       if (it == s.labels.end() || it->second != value) continue;
     }
-    total += s.value;
+    total = detail::saturating_add(total, s.value);
   }
   return total;
 }

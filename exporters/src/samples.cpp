@@ -3,6 +3,7 @@
 #include <pbm/exporters/samples.hpp>
 
 #include "log.hpp"
+#include "saturating.hpp"
 
 #include <pbm/telemetry/events.hpp>
 #include <pbm/telemetry/mailbox_metrics.hpp>
@@ -149,7 +150,7 @@ class Builder {
     }
     auto found = f.find(s.labels);
     if (found != f.end()) {
-      fam.samples[found->second].value += s.value;
+      fam.samples[found->second].value = detail::saturating_add(fam.samples[found->second].value, s.value);
       return;
     }
     if (fam.samples.size() >= kMaxSeriesPerMetric) {

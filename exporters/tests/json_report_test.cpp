@@ -145,3 +145,22 @@ TEST_F(TempDir, AtExitWithNothingSetWritesNothing) {
   ::unsetenv("PBM_REPORT_JSON");
   EXPECT_EQ(pe::write_json_report_at_exit(), "");
 }
+
+// Totals and merged series saturate at 2^64 - 1 instead of wrapping (two sources of 2^63 records
+// summed to 0 and read as "nothing pushed").
+TEST(JsonReport, TotalsAndMergedSeriesSaturateInsteadOfWrapping) {
+  constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+  auto source = [] {
+    return std::vector<pe::Sample>{{"pbm_push_records_total", {{"mailbox", "wrap_a"}}, kHalf, pe::Sample::Type::counter},
+                                   {"pbm_push_records_total", {{"mailbox", "wrap_b"}}, kHalf, pe::Sample::Type::counter}};
+  };
+  std::size_t const one = pe::add_source(source);
+  std::size_t const two = pe::add_source(source);  // the same series twice: merged by label set
+  json const r = json::parse(pe::json_report());
+  pe::remove_source(one);
+  pe::remove_source(two);
+  EXPECT_EQ(r.at("totals").at("push_records").get<std::uint64_t>(), UINT64_MAX);
+  for (json const& s : r.at("metrics").at("pbm_push_records_total").at("samples")) {
+    if (s.at("labels").value("mailbox", "").rfind("wrap_", 0) == 0) EXPECT_EQ(s.at("value").get<std::uint64_t>(), UINT64_MAX);
+  }
+}
