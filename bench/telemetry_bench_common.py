@@ -8,7 +8,6 @@ a CUDA GPU or the pbm extension is missing.
 from __future__ import annotations
 
 import collections
-import glob
 import json
 import os
 import statistics
@@ -16,7 +15,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, Tuple
+
+from torch_bench import import_pbm  # beside this file: stdlib imports only until called
 
 REPO = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_FAIL, EXIT_SKIP = 0, 1, 77
@@ -55,26 +56,9 @@ def import_torch_and_pbm(json_path: Optional[str], benchmark: str) -> Tuple[Any,
         skip(f"torch not importable ({e})", json_path, benchmark)
     if not torch.cuda.is_available():
         skip("no CUDA GPU visible to torch", json_path, benchmark)
-    try:
-        import pbm
-
+    pbm, error = import_pbm()  # the one locator of the bench scripts
+    if pbm is not None:
         return torch, pbm
-    except Exception as first:  # ImportError, or a module that is found but does not load
-        error: BaseException = first
-    candidates: List[Path] = []
-    if os.environ.get("PBM_BUILD_DIR"):
-        candidates.append(Path(os.environ["PBM_BUILD_DIR"]) / "python")
-    candidates += [REPO / "build-gpu" / "python", REPO / "build" / "python", REPO / "python"]
-    for d in candidates:
-        if glob.glob(str(d / "pbm" / "mailbox_ext*.so")):
-            sys.path.insert(0, str(d))
-            try:
-                import pbm  # noqa: F811
-
-                return torch, pbm
-            except Exception as e:
-                error = e
-            break
     reason = f"the pbm extension is not built or not importable ({error})"
     if os.environ.get("PBM_REQUIRE_EXT") == "1":
         fail(reason + " (PBM_REQUIRE_EXT=1)")

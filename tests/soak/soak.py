@@ -61,7 +61,6 @@ import argparse
 import collections
 import contextlib
 import faulthandler
-import glob
 import json
 import math
 import os
@@ -78,6 +77,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+from torch_bench import import_pbm  # noqa: E402  the locator the bench scripts use (stdlib until called)
 EXIT_PASS, EXIT_FAIL, EXIT_SKIP = 0, 1, 77
 
 # pbm_sync_total{api=...} values where the host waits for work the program asked for (events.hpp:
@@ -130,26 +131,9 @@ def import_torch_and_pbm(required: bool) -> Tuple[Any, Any]:
         finish_skip(f"torch not importable ({e})", required=False)
     if not torch.cuda.is_available():
         finish_skip("no CUDA GPU visible to torch", required=False)
-    try:
-        import pbm
-
+    pbm, error = import_pbm()  # bench/torch_bench.py's locator, as the bench scripts use it
+    if pbm is not None:
         return torch, pbm
-    except Exception as first:  # ImportError, or a module that is found but does not load
-        error: BaseException = first
-    candidates: List[Path] = []
-    if os.environ.get("PBM_BUILD_DIR"):
-        candidates.append(Path(os.environ["PBM_BUILD_DIR"]) / "python")
-    candidates += [REPO / "build-gpu" / "python", REPO / "build" / "python", REPO / "python"]
-    for d in candidates:
-        if glob.glob(str(d / "pbm" / "mailbox_ext*.so")):
-            sys.path.insert(0, str(d))
-            try:
-                import pbm  # noqa: F811
-
-                return torch, pbm
-            except Exception as e:
-                error = e
-            break
     finish_skip(f"the pbm extension is not built or not importable ({error})", required)
 
 
