@@ -25,6 +25,66 @@ std::vector<MailboxState*>& registry() {
   static auto* r = new std::vector<MailboxState*>;
   return *r;
 }
+std::vector<MailboxInfo>& retired() {
+  static auto* r = new std::vector<MailboxInfo>;
+  return *r;
+}
+constexpr std::size_t kMaxRetiredKeys = 1024;
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+  return a > ~std::uint64_t{0} - b ? ~std::uint64_t{0} : a + b;
+}
+
+MailboxInfo read_info(MailboxState* s) {
+  MailboxInfo info;
+  info.name = s->name;
+  info.device = s->device;
+  info.stats = s->stats();
+  for (int c = 0; c < 2; ++c) {
+    info.push_calls[c] = s->push_calls[c].load(std::memory_order_relaxed);
+    info.pop_calls[c] = s->pop_calls[c].load(std::memory_order_relaxed);
+  }
+  info.push_requested_records = s->push_requested.load(std::memory_order_relaxed);
+  info.pop_requested_records = s->pop_requested.load(std::memory_order_relaxed);
+  return info;
+}
+
+/// Adds a destroyed mailbox's counts to retired(); the caller holds registry_mutex().
+void retire(MailboxInfo info) {
+  Stats& s = info.stats;
+  info.live = false;
+  s.occupancy = 0;
+  s.capacity = 0;
+  s.claimed = s.popped;
+  s.head_uncommitted = false;
+  auto& r = retired();
+  auto find = [&r, &info] {
+    return std::find_if(r.begin(), r.end(), [&info](MailboxInfo const& m) {
+      return m.name == info.name && m.device == info.device && m.stats.stride == info.stats.stride;
+    });
+  };
+  auto it = find();
+  if (it == r.end() && r.size() + 1 >= kMaxRetiredKeys) {  // the last key is "(other)"
+    info.name = "(other)";
+    it = find();
+  }
+  if (it == r.end()) {
+    r.push_back(std::move(info));
+    return;
+  }
+  Stats& t = it->stats;
+  t.pushed = saturating_add(t.pushed, s.pushed);
+  t.popped = saturating_add(t.popped, s.popped);
+  t.dropped = saturating_add(t.dropped, s.dropped);
+  t.pop_calls = saturating_add(t.pop_calls, s.pop_calls);
+  t.claimed = t.popped;
+  for (int c = 0; c < 2; ++c) {
+    it->push_calls[c] = saturating_add(it->push_calls[c], info.push_calls[c]);
+    it->pop_calls[c] = saturating_add(it->pop_calls[c], info.pop_calls[c]);
+  }
+  it->push_requested_records = saturating_add(it->push_requested_records, info.push_requested_records);
+  it->pop_requested_records = saturating_add(it->pop_requested_records, info.pop_requested_records);
+}
 }  // namespace
 
 void register_mailbox(MailboxState* state) {
@@ -36,7 +96,11 @@ void MailboxStateDeleter::operator()(MailboxState* state) const noexcept {
   {
     std::lock_guard<std::mutex> lock(registry_mutex());  // waits for a reader of it to finish
     auto& r = registry();
-    r.erase(std::remove(r.begin(), r.end(), state), r.end());
+    auto const it = std::find(r.begin(), r.end(), state);
+    if (it != r.end()) {
+      retire(read_info(state));  // its counts stay in the totals (retired_mailboxes())
+      r.erase(it);
+    }
   }
   delete state;  // cudaFreeHost here, on the owner's thread
 }
@@ -49,20 +113,13 @@ std::vector<MailboxInfo> mailboxes() {
   std::lock_guard<std::mutex> lock(detail::registry_mutex());
   std::vector<MailboxInfo> out;
   out.reserve(detail::registry().size());
-  for (detail::MailboxState* s : detail::registry()) {
-    MailboxInfo info;
-    info.name = s->name;
-    info.device = s->device;
-    info.stats = s->stats();
-    for (int c = 0; c < 2; ++c) {
-      info.push_calls[c] = s->push_calls[c].load(std::memory_order_relaxed);
-      info.pop_calls[c] = s->pop_calls[c].load(std::memory_order_relaxed);
-    }
-    info.push_requested_records = s->push_requested.load(std::memory_order_relaxed);
-    info.pop_requested_records = s->pop_requested.load(std::memory_order_relaxed);
-    out.push_back(std::move(info));
-  }
+  for (detail::MailboxState* s : detail::registry()) out.push_back(detail::read_info(s));
   return out;
+}
+
+std::vector<MailboxInfo> retired_mailboxes() {
+  std::lock_guard<std::mutex> lock(detail::registry_mutex());
+  return detail::retired();
 }
 
 StreamClass classify_stream(cudaStream_t stream) {

@@ -6,6 +6,8 @@
 #include "environment.hpp"
 #include "sample_set.hpp"
 
+#include <iterator>
+
 namespace pbm::telemetry {
 
 std::string rank_from_env() { return detail::rank(); }
@@ -30,12 +32,18 @@ std::vector<CounterSample> mailbox_samples(std::vector<MailboxInfo> const& mailb
       out.add("pbm_push_calls_total", by_class, m.push_calls[i], kCounter);
       out.add("pbm_pop_calls_total", std::move(by_class), m.pop_calls[i], kCounter);
     }
+    if (!m.live) continue;  // a destroyed mailbox's counts only (retired_mailboxes())
     out.add("pbm_occupancy_records", labels, s.occupancy, kGauge);
     out.add("pbm_capacity_records", std::move(labels), s.capacity, kGauge);
   }
   return std::move(out).take();
 }
 
-std::vector<CounterSample> mailbox_samples() { return mailbox_samples(pbm::mailboxes(), rank_from_env()); }
+std::vector<CounterSample> mailbox_samples() {
+  std::vector<MailboxInfo> all = pbm::mailboxes();
+  std::vector<MailboxInfo> retired = pbm::retired_mailboxes();
+  all.insert(all.end(), std::make_move_iterator(retired.begin()), std::make_move_iterator(retired.end()));
+  return mailbox_samples(all, rank_from_env());
+}
 
 }  // namespace pbm::telemetry

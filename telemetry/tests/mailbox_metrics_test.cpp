@@ -114,6 +114,25 @@ TEST(MailboxMetrics, MailboxesAreSeparateSeriesAndSameNameSameDeviceIsSummed) {
   EXPECT_EQ(samples.size(), 3u * 11u);  // label sets unique
 }
 
+TEST(MailboxMetrics, RetiredMailboxesAddTheirCountsButNoGauges) {
+  pbm::MailboxInfo gone = info("a", 0, 100, 100);
+  gone.live = false;
+  gone.stats.occupancy = 0;
+  gone.stats.capacity = 0;
+  pbm::MailboxInfo only_gone = info("b", 0, 7, 7);
+  only_gone.live = false;
+  auto const samples = pt::mailbox_samples({info("a", 0, 10, 4), gone, only_gone});
+  Labels const a{{"mailbox", "a"}, {"device", "0"}}, b{{"mailbox", "b"}, {"device", "0"}};
+  EXPECT_EQ(value(samples, "pbm_push_records_total", a), 110u);
+  EXPECT_EQ(value(samples, "pbm_pop_records_total", a), 104u);
+  EXPECT_EQ(value(samples, "pbm_push_bytes_total", a), 110u * 64u);
+  EXPECT_EQ(value(samples, "pbm_occupancy_records", a), 6u);  // the live one's alone
+  EXPECT_EQ(value(samples, "pbm_capacity_records", a), 1024u);
+  EXPECT_EQ(value(samples, "pbm_push_records_total", b), 7u);
+  EXPECT_EQ(find(samples, "pbm_occupancy_records", b), nullptr) << "a destroyed mailbox has no gauges";
+  EXPECT_EQ(find(samples, "pbm_capacity_records", b), nullptr);
+}
+
 TEST(MailboxMetrics, RankFromEnvironment) {
   EnvGuard guard;
   EXPECT_EQ(pt::rank_from_env(), "");

@@ -27,10 +27,12 @@ std::string rank_from_env();
 ///   both classes always present, zero included),
 ///   pbm_occupancy_records, pbm_capacity_records (gauges).
 /// A `rank` label is added when `rank` is not empty. Mailboxes with the same name on the same
-/// device are summed into one series (label sets must be unique).
+/// device are summed into one series (label sets must be unique). A mailbox with `live` false (the
+/// summed counts of destroyed ones) adds to the counters only, not to the gauges.
 std::vector<CounterSample> mailbox_samples(std::vector<MailboxInfo> const& mailboxes, std::string const& rank = {});
 
-/// mailbox_samples(pbm::mailboxes(), rank_from_env()). No CUDA call, no memcpy, no sync.
+/// mailbox_samples of pbm::mailboxes() and pbm::retired_mailboxes(), with rank_from_env(). No CUDA
+/// call, no memcpy, no sync.
 std::vector<CounterSample> mailbox_samples();
 
 }  // namespace pbm::telemetry
