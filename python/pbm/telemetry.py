@@ -59,7 +59,8 @@ def flush() -> None:
 
 
 def status() -> dict:
-    """started, attached, subscriber_taken, cupti_built, mode, reason, python_stacks."""
+    """started, attached, subscriber_taken, cupti_built, mode, reason, python_stacks, thread_states
+    (per-thread states pbm holds: never freed, reused after their thread exits)."""
     return ext.telemetry_status()
 
 

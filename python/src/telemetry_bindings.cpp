@@ -248,6 +248,7 @@ py::dict status_dict() {
   d["mode"] = sv(tel::to_string(s.mode));
   d["reason"] = s.reason;
   d["python_stacks"] = true;
+  d["thread_states"] = s.thread_states;
   return d;
 }
 

@@ -171,6 +171,7 @@ Status status() {
   st.cupti_built = detail::source_built();
   st.mode = get_mode();
   st.reason = s.reason;
+  st.thread_states = detail::thread_states_allocated();
   return st;
 }
 

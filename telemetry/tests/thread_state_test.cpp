@@ -3,6 +3,8 @@
 #include "scope.hpp"
 #include "thread_state.hpp"
 
+#include <pbm/telemetry/telemetry.hpp>
+
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -20,6 +22,13 @@ TEST(ThreadState, ThreadsThatComeAndGoReuseTheStateOfExitedOnes) {
   for (int i = 0; i < 200; ++i) one_thread();
   // Each new thread takes over the state of one that has exited (joined: the kernel says so).
   EXPECT_LE(pd::thread_states_allocated() - before, 2u);
+}
+
+TEST(ThreadState, StatusSaysHowManyStatesPbmHolds) {
+  std::thread([] { pd::nvtx_push("", "work"); }).join();
+  std::size_t const held = pd::thread_states_allocated();
+  EXPECT_GE(held, 1u);
+  EXPECT_EQ(pbm::telemetry::status().thread_states, held);
 }
 
 TEST(ThreadState, LiveThreadsEachHaveTheirOwn) {

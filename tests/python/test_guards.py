@@ -90,6 +90,12 @@ def test_nested_guards(telemetry_attached):
 def test_scoped_mode_and_status(telemetry_attached):
     status = pbm.telemetry.status()
     assert status["started"] and status["attached"]
+    assert status["thread_states"] >= 1  # this thread made watched calls
+    import threading
+    t = threading.Thread(target=torch.cuda.synchronize)
+    t.start()
+    t.join()
+    assert pbm.telemetry.status()["thread_states"] <= status["thread_states"] + 1
     with pbm.telemetry.scoped_mode("off"):
         torch.cuda.synchronize()
     with pytest.raises(ValueError):

@@ -72,6 +72,9 @@ struct Status {
   bool cupti_built{false};      ///< compiled with CUPTI support (PBM_HAVE_CUPTI)
   Mode mode{Mode::off};
   std::string reason;           ///< one line: why not attached, or "attached"
+  /// Per-thread states pbm has allocated (one per thread that made a watched call while no state of
+  /// an exited thread was free to reuse): never freed, reused after their thread exits.
+  std::size_t thread_states{0};
 };
 
 /// Resolves `config` against the environment (PBM_MODE when config.mode is unset, PBM_NVTX_ALLOW
