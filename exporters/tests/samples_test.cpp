@@ -65,7 +65,7 @@ TEST(Collect, KnownSeriesStartAtZero) {
   }
   auto const* violations = find(families, "pbm_violations_total");
   ASSERT_NE(violations, nullptr);
-  EXPECT_EQ(violations->samples.size(), 5u);  // one per rule, zero included
+  EXPECT_EQ(violations->samples.size(), pbm::telemetry::kRuleCount);  // one per rule, zero included
   for (char const* name : {"pbm_telemetry_cupti_attached", "pbm_telemetry_dropped_records_total", "pbm_memset_total",
                            "pbm_exporter_rejected_samples_total"})
     EXPECT_NE(find(families, name), nullptr) << name;

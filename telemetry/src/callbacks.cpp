@@ -1,5 +1,6 @@
-// The runtime and driver API callbacks pbm enables: only functions that copy or synchronise
-// (explicitly, or implicitly: telemetry/README.md, "APIs watched", says why each one is here).
+// The runtime and driver API callbacks pbm enables: functions that copy or synchronise (explicitly,
+// or implicitly: telemetry/README.md, "APIs watched", says why each one is here), CUDA graphs'
+// instantiation and launch, and, for the opt-in legacy default stream rule, launches and streams.
 // Ids checked against cupti_runtime_cbid.h / cupti_driver_cbid.h of CUDA 13.0. Stream-ordered
 // allocation (cudaMallocAsync/cudaFreeAsync, cuMemAllocAsync/cuMemFreeAsync) is deliberately absent:
 // it does not synchronise.
@@ -19,8 +20,16 @@ constexpr auto kNone = SyncApi::unknown;
 // (cupti_source.cpp reads it from the parameters); on device memory they become Class::quiet.
 constexpr auto kMemset = SyncApi::memset_sync;
 
+constexpr auto kGraphLaunch = ApiCall::Class::graph_launch;
+constexpr auto kBook = ApiCall::Class::bookkeeping;
+constexpr auto kQuiet = ApiCall::Class::quiet;
+constexpr auto kLegacy = CallbackSpec::Group::legacy_rule;
+
 #define PBM_RT(base, suffix, cls, api) CallbackSpec{CUPTI_RUNTIME_TRACE_CBID_##base##suffix, #base, cls, api}
 #define PBM_DRV(base, suffix, cls, api) CallbackSpec{CUPTI_DRIVER_TRACE_CBID_##base##suffix, #base, cls, api}
+// The legacy default stream rule's callbacks (CallbackSpec::Group::legacy_rule).
+#define PBM_RT_L(base, suffix, cls) CallbackSpec{CUPTI_RUNTIME_TRACE_CBID_##base##suffix, #base, cls, kNone, kLegacy}
+#define PBM_DRV_L(base, suffix, cls) CallbackSpec{CUPTI_DRIVER_TRACE_CBID_##base##suffix, #base, cls, kNone, kLegacy}
 
 }  // namespace
 
@@ -90,6 +99,25 @@ std::vector<CallbackSpec> const& runtime_callbacks() {
       PBM_RT(cudaMemset, _v3020, kSync, kMemset), PBM_RT(cudaMemset, _ptds_v7000, kSync, kMemset),
       PBM_RT(cudaMemset2D, _v3020, kSync, kMemset), PBM_RT(cudaMemset2D, _ptds_v7000, kSync, kMemset),
       PBM_RT(cudaMemset3D, _v3020, kSync, kMemset), PBM_RT(cudaMemset3D, _ptds_v7000, kSync, kMemset),
+      // CUDA graphs (graphs.hpp): nodes read at instantiation, reported at each launch; a capture
+      // that a watched call breaks is reported at that call's exit.
+      PBM_RT(cudaGraphLaunch, _v10000, kGraphLaunch, kNone), PBM_RT(cudaGraphLaunch, _ptsz_v10000, kGraphLaunch, kNone),
+      PBM_RT(cudaGraphInstantiate, _v10000, kBook, kNone), PBM_RT(cudaGraphInstantiate, _v12000, kBook, kNone),
+      PBM_RT(cudaGraphInstantiateWithFlags, _v11040, kBook, kNone),
+      PBM_RT(cudaGraphInstantiateWithParams, _v12000, kBook, kNone),
+      PBM_RT(cudaGraphInstantiateWithParams, _ptsz_v12000, kBook, kNone),
+      PBM_RT(cudaGraphExecUpdate, _v10020, kBook, kNone),
+      PBM_RT(cudaGraphExecDestroy, _v10000, kBook, kNone),
+      // The legacy default stream rule (opt-in): kernels and async memsets, and which streams block.
+      PBM_RT_L(cudaLaunchKernel, _v7000, kQuiet), PBM_RT_L(cudaLaunchKernel, _ptsz_v7000, kQuiet),
+      PBM_RT_L(cudaLaunchKernelExC, _v11060, kQuiet), PBM_RT_L(cudaLaunchKernelExC, _ptsz_v11060, kQuiet),
+      PBM_RT_L(cudaLaunchCooperativeKernel, _v9000, kQuiet), PBM_RT_L(cudaLaunchCooperativeKernel, _ptsz_v9000, kQuiet),
+      PBM_RT_L(cudaMemsetAsync, _v3020, kQuiet), PBM_RT_L(cudaMemsetAsync, _ptsz_v7000, kQuiet),
+      PBM_RT_L(cudaMemset2DAsync, _v3020, kQuiet), PBM_RT_L(cudaMemset2DAsync, _ptsz_v7000, kQuiet),
+      PBM_RT_L(cudaMemset3DAsync, _v3020, kQuiet), PBM_RT_L(cudaMemset3DAsync, _ptsz_v7000, kQuiet),
+      PBM_RT_L(cudaStreamCreate, _v3020, kBook), PBM_RT_L(cudaStreamCreateWithFlags, _v5000, kBook),
+      PBM_RT_L(cudaStreamCreateWithPriority, _v5050, kBook),
+      PBM_RT_L(cudaStreamDestroy, _v3020, kBook), PBM_RT_L(cudaStreamDestroy, _v5050, kBook),
   };
   return specs;
 }
@@ -177,12 +205,33 @@ std::vector<CallbackSpec> const& driver_callbacks() {
       PBM_DRV(cuMemsetD2D8, _v2, kSync, kMemset), PBM_DRV(cuMemsetD2D8, _v2_ptds, kSync, kMemset),
       PBM_DRV(cuMemsetD2D16, _v2, kSync, kMemset), PBM_DRV(cuMemsetD2D16, _v2_ptds, kSync, kMemset),
       PBM_DRV(cuMemsetD2D32, _v2, kSync, kMemset), PBM_DRV(cuMemsetD2D32, _v2_ptds, kSync, kMemset),
+      // CUDA graphs.
+      PBM_DRV(cuGraphLaunch, , kGraphLaunch, kNone), PBM_DRV(cuGraphLaunch, _ptsz, kGraphLaunch, kNone),
+      PBM_DRV(cuGraphInstantiate, , kBook, kNone), PBM_DRV(cuGraphInstantiate, _v2, kBook, kNone),
+      PBM_DRV(cuGraphInstantiateWithFlags, , kBook, kNone),
+      PBM_DRV(cuGraphInstantiateWithParams, , kBook, kNone), PBM_DRV(cuGraphInstantiateWithParams, _ptsz, kBook, kNone),
+      PBM_DRV(cuGraphExecUpdate, , kBook, kNone), PBM_DRV(cuGraphExecUpdate, _v2, kBook, kNone),
+      PBM_DRV(cuGraphExecDestroy, , kBook, kNone),
+      // The legacy default stream rule (opt-in).
+      PBM_DRV_L(cuLaunchKernel, , kQuiet), PBM_DRV_L(cuLaunchKernel, _ptsz, kQuiet),
+      PBM_DRV_L(cuLaunchKernelEx, , kQuiet), PBM_DRV_L(cuLaunchKernelEx, _ptsz, kQuiet),
+      PBM_DRV_L(cuLaunchCooperativeKernel, , kQuiet), PBM_DRV_L(cuLaunchCooperativeKernel, _ptsz, kQuiet),
+      PBM_DRV_L(cuMemsetD8Async, , kQuiet), PBM_DRV_L(cuMemsetD8Async, _ptsz, kQuiet),
+      PBM_DRV_L(cuMemsetD16Async, , kQuiet), PBM_DRV_L(cuMemsetD16Async, _ptsz, kQuiet),
+      PBM_DRV_L(cuMemsetD32Async, , kQuiet), PBM_DRV_L(cuMemsetD32Async, _ptsz, kQuiet),
+      PBM_DRV_L(cuMemsetD2D8Async, , kQuiet), PBM_DRV_L(cuMemsetD2D8Async, _ptsz, kQuiet),
+      PBM_DRV_L(cuMemsetD2D16Async, , kQuiet), PBM_DRV_L(cuMemsetD2D16Async, _ptsz, kQuiet),
+      PBM_DRV_L(cuMemsetD2D32Async, , kQuiet), PBM_DRV_L(cuMemsetD2D32Async, _ptsz, kQuiet),
+      PBM_DRV_L(cuStreamCreate, , kBook), PBM_DRV_L(cuStreamCreateWithPriority, , kBook),
+      PBM_DRV_L(cuStreamDestroy, , kBook), PBM_DRV_L(cuStreamDestroy, _v2, kBook),
   };
   return specs;
 }
 
 #undef PBM_RT
 #undef PBM_DRV
+#undef PBM_RT_L
+#undef PBM_DRV_L
 
 namespace {
 

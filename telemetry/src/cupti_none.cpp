@@ -11,6 +11,7 @@ void source_detach() noexcept {}
 void source_flush() noexcept {}
 void source_exit() noexcept {}
 void source_after_fork_in_child() noexcept {}
+void source_set_legacy_rule(bool) noexcept {}
 std::string cupti_library_path() { return {}; }
 void forget_library_for_testing() noexcept {}
 

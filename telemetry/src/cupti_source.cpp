@@ -6,6 +6,7 @@
 #include "cupti_api.hpp"
 #include "decoder.hpp"
 #include "environment.hpp"
+#include "graphs.hpp"
 #include "nvtx_names.hpp"
 #include "source.hpp"
 #include "thread_state.hpp"
@@ -15,6 +16,7 @@
 #include <cupti.h>  // also brings the runtime/driver parameter structs (generated_*_meta.h)
 
 #include <atomic>
+#include <cstring>
 #include <dlfcn.h>
 #include <optional>
 #include <string>
@@ -120,6 +122,12 @@ class CuptiSource {
     closed_.store(true, std::memory_order_release);
     attached_.store(false, std::memory_order_release);
   }
+  /// The legacy default stream rule: its callbacks (CallbackSpec::Group::legacy_rule) on or off,
+  /// now if attached, and at every later attach. The facade serialises it with attach/detach.
+  void set_legacy_rule(bool on) noexcept {
+    legacy_rule_.store(on, std::memory_order_release);
+    if (attached()) enable_group(CallbackSpec::Group::legacy_rule, on);
+  }
 
  private:
   static void CUPTIAPI on_callback(void* self, CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* data) {
@@ -143,11 +151,15 @@ class CuptiSource {
   }
 
   void handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, CUpti_CallbackData const* data);
+  void bookkeeping(CallbackSpec const& spec, CUpti_CallbackDomain domain, CUpti_CallbackData const* data);
+  void report_graph_replay(ApiCall const& call, void const* params, bool copies_from_call);
+  CUptiResult enable_group(CallbackSpec::Group group, bool on) noexcept;
   void disable_all() noexcept;
 
   std::atomic<bool> attached_{false};
   std::atomic<bool> copies_from_callbacks_{true};  // no MEMCPY records: copies judged at their call
   std::atomic<bool> closed_{false};  // exiting, or a forked child: callbacks are ignored from then on
+  std::atomic<bool> legacy_rule_{false};
   CUpti_SubscriberHandle subscriber_{};
   ActivityBuffers buffers_;
 };
@@ -183,14 +195,10 @@ AttachResult CuptiSource::attach(Settings const& settings) {
     api().Unsubscribe(subscriber_);
     return AttachResult{false, false, "CUPTI unavailable: " + what + " failed (" + result_string(res) + ")"};
   };
-  for (CallbackSpec const& s : runtime_callbacks()) {
-    if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API, s.cbid)) != CUPTI_SUCCESS)
-      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
-  }
-  for (CallbackSpec const& s : driver_callbacks()) {
-    if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API, s.cbid)) != CUPTI_SUCCESS)
-      return fail(std::string("cuptiEnableCallback(") + s.name + ")", r);
-  }
+  legacy_rule_.store(settings.config.legacy_stream_rule, std::memory_order_release);
+  if ((r = enable_group(CallbackSpec::Group::always, true)) != CUPTI_SUCCESS) return fail("cuptiEnableCallback", r);
+  if (settings.config.legacy_stream_rule && (r = enable_group(CallbackSpec::Group::legacy_rule, true)) != CUPTI_SUCCESS)
+    return fail("cuptiEnableCallback (legacy default stream rule)", r);
   if (settings.nvtx_callbacks) {  // off only as an experiment: no range attribution
     for (CUpti_CallbackId cbid : kNvtxCallbacks) {
       if ((r = api().EnableCallback(1, subscriber_, CUPTI_CB_DOMAIN_NVTX, cbid)) != CUPTI_SUCCESS)
@@ -215,6 +223,20 @@ AttachResult CuptiSource::attach(Settings const& settings) {
   return {true, false, "attached"};
 }
 
+CUptiResult CuptiSource::enable_group(CallbackSpec::Group group, bool on) noexcept {
+  CUptiResult first = CUPTI_SUCCESS;
+  auto each = [&](std::vector<CallbackSpec> const& specs, CUpti_CallbackDomain domain) {
+    for (CallbackSpec const& s : specs) {
+      if (s.group != group) continue;
+      CUptiResult const r = api().EnableCallback(on ? 1 : 0, subscriber_, domain, s.cbid);
+      if (r != CUPTI_SUCCESS && first == CUPTI_SUCCESS) first = r;
+    }
+  };
+  each(runtime_callbacks(), CUPTI_CB_DOMAIN_RUNTIME_API);
+  each(driver_callbacks(), CUPTI_CB_DOMAIN_DRIVER_API);
+  return first;
+}
+
 void CuptiSource::disable_all() noexcept {
   for (CUpti_ActivityKind kind : kActivityKinds) api().ActivityDisable(kind);
   api().EnableDomain(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API);
@@ -232,9 +254,103 @@ void CuptiSource::detach() noexcept {
   // loaded (never dlclose'd), so it needs none.
 }
 
+/// The capture error a call returned (cudaErrorStreamCaptureUnsupported, ...Invalidated,
+/// ...Implicit and their driver twins: the same numbers), or 0.
+int capture_error(bool runtime, void const* returned) noexcept {
+  if (returned == nullptr) return 0;
+  int const code = runtime ? static_cast<int>(*static_cast<cudaError_t const*>(returned))
+                           : static_cast<int>(*static_cast<CUresult const*>(returned));
+  static_assert(cudaErrorStreamCaptureUnsupported == static_cast<int>(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED) &&
+                    cudaErrorStreamCaptureInvalidated == static_cast<int>(CUDA_ERROR_STREAM_CAPTURE_INVALIDATED) &&
+                    cudaErrorStreamCaptureImplicit == static_cast<int>(CUDA_ERROR_STREAM_CAPTURE_IMPLICIT),
+                "runtime and driver capture errors share their numbers");
+  bool const capture = code == cudaErrorStreamCaptureUnsupported || code == cudaErrorStreamCaptureInvalidated ||
+                       code == cudaErrorStreamCaptureImplicit;
+  return capture ? code : 0;
+}
+
+bool succeeded(bool runtime, void const* returned) noexcept {
+  if (returned == nullptr) return false;
+  return runtime ? *static_cast<cudaError_t const*>(returned) == cudaSuccess
+                 : *static_cast<CUresult const*>(returned) == CUDA_SUCCESS;
+}
+
+bool name_has(CallbackSpec const& spec, char const* part) noexcept { return std::strstr(spec.name, part) != nullptr; }
+
+// Graph instantiation, update and destruction; stream creation and destruction. The parameter
+// structs of each family share their leading fields (runtime and driver alike), read through these.
+struct InstantiateParams {
+  void** exec;
+  CUgraph graph;
+};
+struct ExecGraphParams {
+  void* exec;
+  CUgraph graph;
+};
+struct StreamCreateParams {
+  CUstream* stream;
+  unsigned int flags;
+};
+
+void CuptiSource::bookkeeping(CallbackSpec const& spec, CUpti_CallbackDomain domain, CUpti_CallbackData const* data) {
+  void const* params = data->functionParams;
+  if (params == nullptr) return;
+  bool const runtime = domain == CUPTI_CB_DOMAIN_RUNTIME_API;
+  if (data->callbackSite == CUPTI_API_ENTER) {
+    if (name_has(spec, "GraphExecDestroy")) {
+      graph_cache().erase(static_cast<ExecGraphParams const*>(params)->exec);
+    } else if (name_has(spec, "StreamDestroy")) {
+      stream_table().destroyed(*static_cast<CUstream const*>(params));
+    }
+    return;
+  }
+  if (!succeeded(runtime, data->functionReturnValue)) return;
+  if (name_has(spec, "GraphInstantiate")) {
+    auto const* p = static_cast<InstantiateParams const*>(params);
+    if (p->exec == nullptr || *p->exec == nullptr) return;
+    if (std::optional<GraphSummary> summary = inspect_graph(p->graph, &memory_kind_of))
+      graph_cache().put(*p->exec, std::move(*summary));
+  } else if (name_has(spec, "GraphExecUpdate")) {
+    auto const* p = static_cast<ExecGraphParams const*>(params);
+    if (std::optional<GraphSummary> summary = inspect_graph(p->graph, &memory_kind_of)) {
+      graph_cache().put(p->exec, std::move(*summary));
+    } else {
+      graph_cache().erase(p->exec);  // what it does now is not known: report nothing rather than stale nodes
+    }
+  } else if (name_has(spec, "StreamCreate")) {
+    auto const* p = static_cast<StreamCreateParams const*>(params);
+    if (p->stream == nullptr) return;
+    // cudaStreamCreate has no flags: blocking. The others carry them second.
+    bool const no_flags = runtime && std::strcmp(spec.name, "cudaStreamCreate") == 0;
+    unsigned int const flags = no_flags ? 0u : p->flags;
+    stream_table().created(*p->stream, (flags & CU_STREAM_NON_BLOCKING) == 0);
+  }
+}
+
+void CuptiSource::report_graph_replay(ApiCall const& call, void const* params, bool copies_from_call) {
+  if (params == nullptr) return;
+  std::shared_ptr<GraphSummary const> const summary =
+      graph_cache().get(static_cast<ExecGraphParams const*>(params)->exec);  // (graphExec, stream) for both
+  if (!summary) return;
+  for (std::uint32_t i = 0; i < summary->host_nodes; ++i) engine().api_also(call, SyncApi::graph_host_node);
+  if (!copies_from_call) return;  // MEMCPY activity records describe the nodes' copies
+  for (MemcpyEvent ev : summary->copies) {
+    if (call.runtime) {
+      ev.runtime_correlation = call.correlation;
+    } else {
+      ev.correlation = call.correlation;
+    }
+    engine().on_memcpy(std::move(ev), /*at_call_site=*/true);
+  }
+}
+
 void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, CUpti_CallbackData const* data) {
   CallbackSpec const* spec = find_callback(domain, cbid);
   if (spec == nullptr || data == nullptr) return;
+  if (spec->cls == ApiCall::Class::bookkeeping) {
+    bookkeeping(*spec, domain, data);
+    return;
+  }
   ApiCall call;
   call.runtime = domain == CUPTI_CB_DOMAIN_RUNTIME_API;
   call.correlation = data->correlationId;
@@ -242,6 +358,7 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
   call.cls = spec->cls;
   call.sync_api = spec->sync_api;
   if (data->callbackSite == CUPTI_API_EXIT) {
+    if (int const error = capture_error(call.runtime, data->functionReturnValue)) engine().api_capture_failure(call, error);
     engine().api_exit(call);
     return;
   }
@@ -278,9 +395,25 @@ void CuptiSource::handle_api(CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
     std::uint32_t id = 0;
     if (api().GetStreamIdEx(data->context, stream, per_thread, &id) == CUPTI_SUCCESS) call.stream = id;
   }
+  if (legacy_rule_.load(std::memory_order_acquire)) {
+    // Work for the legacy default stream, while a blocking stream exists that it serialises with.
+    bool legacy = false;
+    if (std::optional<CallStream> const s = stream_of_call(domain, cbid, data->functionParams)) {
+      legacy = is_legacy_stream(s->stream, s->per_thread_api);
+      if (!legacy) stream_table().used(s->stream);
+    } else {
+      legacy = runs_on_legacy_stream_implicitly(domain, cbid);
+    }
+    call.legacy_stream = legacy && stream_table().blocking() > 0;
+  }
   bool const top_level = engine().api_enter(call);
-  if (!top_level || (call.cls != ApiCall::Class::memcpy_sync && call.cls != ApiCall::Class::memcpy_async)) return;
+  if (!top_level) return;
   bool const from_call = copies_from_callbacks_.load(std::memory_order_acquire);
+  if (call.cls == ApiCall::Class::graph_launch) {
+    report_graph_replay(call, data->functionParams, from_call);
+    return;
+  }
+  if (call.cls != ApiCall::Class::memcpy_sync && call.cls != ApiCall::Class::memcpy_async) return;
   bool const may_block = call.cls == ApiCall::Class::memcpy_async;
   if (!from_call && !may_block) return;
   std::optional<MemcpyEvent> decoded = decode_copy_call(domain, cbid, data->functionParams, &memory_kind_of);
@@ -314,6 +447,7 @@ void source_detach() noexcept { CuptiSource::instance().detach(); }
 void source_flush() noexcept { CuptiSource::instance().flush(); }
 void source_exit() noexcept { CuptiSource::instance().exit_flush(); }
 void source_after_fork_in_child() noexcept { CuptiSource::instance().close_in_child(); }
+void source_set_legacy_rule(bool on) noexcept { CuptiSource::instance().set_legacy_rule(on); }
 
 std::string cupti_library_path() {
   auto const [path, cuda_home] = cupti_search_from_environment();

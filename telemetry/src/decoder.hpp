@@ -54,11 +54,15 @@ std::optional<MemoryKind> decode_memset_target(CUpti_CallbackDomain domain, CUpt
 bool frees_nothing(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params) noexcept;
 
 /// The API callback ids pbm enables, with what each call does. Runtime and driver domains.
+/// Group legacy_rule: enabled only while the legacy default stream rule is on (kernel launches,
+/// async memsets, stream creation: every launch then costs a callback).
 struct CallbackSpec {
+  enum class Group : std::uint8_t { always, legacy_rule };
   CUpti_CallbackId cbid;
   char const* name;
   ApiCall::Class cls;
   SyncApi sync_api;  // for Class::sync
+  Group group{Group::always};
 };
 std::vector<CallbackSpec> const& runtime_callbacks();
 std::vector<CallbackSpec> const& driver_callbacks();

@@ -93,7 +93,8 @@ bool Engine::api_enter(ApiCall const& call) {
     return false;
   }
   bool const judges_sync = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::sync;
-  bool const copies = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::memcpy_async;
+  bool const copies = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::memcpy_async ||
+                      call.cls == ApiCall::Class::graph_launch;  // its memcpy nodes are judged as copies
   CallContext local = capture_context();
   local.api = call.name;
   if (local.mode != Mode::off) {
@@ -114,7 +115,17 @@ bool Engine::api_enter(ApiCall const& call) {
     ++thread.runtime_depth;
     thread.runtime_call = kept;
   }
-  if (ctx.mode == Mode::off || !judges_sync) return true;
+  if (ctx.mode == Mode::off) return true;
+  if (call.legacy_stream) {
+    SyncEvent legacy;
+    legacy.api = SyncApi::legacy_stream;
+    legacy.api_name = call.name;
+    legacy.thread = ctx.thread;
+    legacy.correlation = call.correlation;
+    legacy.ranges = ctx.ranges;
+    judge_sync(std::move(legacy), ctx, /*at_call_site=*/true);
+  }
+  if (!judges_sync) return true;
 
   SyncEvent ev;
   ev.api = call.cls == ApiCall::Class::memcpy_sync ? SyncApi::memcpy_sync : call.sync_api;
@@ -127,17 +138,46 @@ bool Engine::api_enter(ApiCall const& call) {
   return true;
 }
 
-void Engine::api_blocking_copy(ApiCall const& call) {
+void Engine::api_also(ApiCall const& call, SyncApi api) {
   std::shared_ptr<CallContext> const ctx = find(key(call.runtime, call.correlation));
   if (!ctx || ctx->mode == Mode::off) return;
   SyncEvent ev;
-  ev.api = SyncApi::memcpy_blocking;
+  ev.api = api;
   ev.api_name = call.name;
   ev.stream = call.stream;
   ev.thread = ctx->thread;
   ev.correlation = call.correlation;
   ev.ranges = ctx->ranges;
   judge_sync(std::move(ev), *ctx, /*at_call_site=*/true);
+}
+
+void Engine::api_capture_failure(ApiCall const& call, int error) {
+  ThreadState* thread = this_thread_if_any();
+  if (!call.runtime && thread != nullptr && thread->runtime_depth > 0) return;  // the runtime call reports it
+  CallContext ctx = capture_context();
+  if (ctx.mode == Mode::off) return;
+  SyncEvent ev;
+  ev.api = call.cls == ApiCall::Class::memcpy_sync    ? SyncApi::memcpy_sync
+           : call.cls == ApiCall::Class::memcpy_async ? SyncApi::memcpy_blocking
+                                                      : call.sync_api;
+  ev.api_name = call.name;
+  ev.stream = call.stream;
+  ev.thread = ctx.thread;
+  ev.correlation = call.correlation;
+  ev.ranges = ctx.ranges;
+  counters_->add_violation(Rule::sync_in_capture);
+  Violation v;
+  v.rule = Rule::sync_in_capture;
+  v.mode = ctx.mode < Mode::warn ? Mode::warn : ctx.mode;  // always said: the capture has failed
+  v.api = call.name;
+  v.thread = ev.thread;
+  v.ranges = ev.ranges;
+  v.sync = std::move(ev);
+  v.at_call_site = true;
+  (void)error;  // the three errors mean the same to the user: this call broke the capture
+  Backtrace const bt = Backtrace::capture();
+  ctx.mode = v.mode;
+  report(std::move(v), ctx, &bt);
 }
 
 void Engine::api_exit(ApiCall const& call) noexcept {

@@ -33,14 +33,19 @@ struct ApiCall {
   /// memcpy_sync: a copy that blocks the host (judged as a sync and as a copy); memcpy_async: a copy
   /// (judged as a copy; as a memcpy_blocking sync too when api_blocking_copy says so); sync: a
   /// synchronisation (sync_api); quiet: watched only so that the driver calls under it are aliases
-  /// (a non-Async memset on device memory), judged as nothing.
-  enum class Class : std::uint8_t { memcpy_sync, memcpy_async, sync, quiet };
+  /// (a non-Async memset on device memory), judged as nothing; graph_launch: a graph replay, whose
+  /// memcpy nodes are judged as copies in the call's context (graphs.hpp); bookkeeping: graph
+  /// instantiation and stream creation, read for what they create, never judged.
+  enum class Class : std::uint8_t { memcpy_sync, memcpy_async, sync, quiet, graph_launch, bookkeeping };
   bool runtime{true};            // runtime (cuda*) or driver (cu*) API
   std::uint32_t correlation{0};  // CUpti_CallbackData::correlationId
   char const* name{""};          // static string
   Class cls{Class::sync};
   SyncApi sync_api{SyncApi::unknown};
   std::uint32_t stream{0};       // CUPTI stream id when known
+  /// Also issues work to the legacy default stream while a blocking stream exists (the opt-in
+  /// rule): judged as a legacy_stream sync too, at the call.
+  bool legacy_stream{false};
 };
 
 /// The registered observers (observer.hpp): a fixed set of slots, read without a lock on every
@@ -90,7 +95,16 @@ class Engine {
   /// An async copy call that api_enter accepted (top level) and whose parameters say the host waits
   /// for it (copy_blocks_host): judged as a memcpy_blocking sync at the call, on the calling thread,
   /// in the call's scope. Its copy is judged (and counted) as a copy as before, separately.
-  void api_blocking_copy(ApiCall const& call);
+  void api_blocking_copy(ApiCall const& call) { api_also(call, SyncApi::memcpy_blocking); }
+  /// A call that api_enter accepted (top level) judged once more, as a sync of `api`, in its call's
+  /// context: memcpy_blocking (above), legacy_stream for a copy issued to the legacy default stream,
+  /// graph_host_node for each host node of a graph replay.
+  void api_also(ApiCall const& call, SyncApi api);
+  /// A call that failed because a stream is being captured (cudaErrorStreamCaptureUnsupported,
+  /// ...Invalidated, ...Implicit: `error`), at its exit callback on the calling thread: a violation of
+  /// Rule::sync_in_capture, reported with at least warn's report. Nothing for a driver call made
+  /// underneath a runtime call (the runtime call reports it).
+  void api_capture_failure(ApiCall const& call, int error);
 
   /// A copy: from a MEMCPY record (CUPTI's thread, later), or judged at its API callback on the
   /// calling thread (`at_call_site`, when activity records are off).

@@ -41,7 +41,7 @@ std::vector<std::string> split_list(std::string const& text) {
 }  // namespace
 
 Settings resolve(Config const& config) {
-  std::string mode, allow, activity, markers, cupti_path, cuda_home, nvtx_callbacks;
+  std::string mode, allow, activity, markers, cupti_path, cuda_home, nvtx_callbacks, legacy;
   std::optional<std::string> kinds;
   {
     std::lock_guard<std::mutex> lock(env_mu());
@@ -52,6 +52,7 @@ Settings resolve(Config const& config) {
     cupti_path = get("PBM_CUPTI_PATH");
     cuda_home = get("CUDA_HOME");
     nvtx_callbacks = get("PBM_CUPTI_NVTX_CALLBACKS");
+    legacy = get("PBM_LEGACY_STREAM");
     if (char const* v = std::getenv("PBM_CUPTI_KINDS")) kinds = v;
   }
   Settings s;
@@ -72,6 +73,7 @@ Settings resolve(Config const& config) {
                                  config.allowed_ranges.end());
   s.config.activity_records = config.activity_records || flag(activity, false);
   s.config.marker_activity = config.marker_activity || flag(markers, false);
+  s.config.legacy_stream_rule = config.legacy_stream_rule || flag(legacy, false);
   if (s.config.cupti_path.empty()) s.config.cupti_path = cupti_path;
   s.cuda_home = cuda_home;
   s.cupti_kinds = kinds;

@@ -22,7 +22,7 @@ struct Settings {
 
 /// Resolves `config` against the environment:
 ///   PBM_MODE (when config.mode is unset), PBM_NVTX_ALLOW (comma-separated, before config's names),
-///   PBM_CUPTI_ACTIVITY=1 / PBM_CUPTI_MARKERS=1 (or config's flags), PBM_CUPTI_PATH (when
+///   PBM_CUPTI_ACTIVITY=1 / PBM_CUPTI_MARKERS=1 / PBM_LEGACY_STREAM=1 (or config's flags), PBM_CUPTI_PATH (when
 ///   config.cupti_path is empty), CUDA_HOME, PBM_CUPTI_KINDS, PBM_CUPTI_NVTX_CALLBACKS.
 /// Throws std::invalid_argument naming PBM_MODE and its value when it is not a mode.
 Settings resolve(Config const& config);

@@ -56,6 +56,8 @@ std::string_view to_string(SyncApi a) noexcept {
     case SyncApi::set_limit: return "set_limit";
     case SyncApi::set_cache_config: return "set_cache_config";
     case SyncApi::memset_sync: return "memset_sync";
+    case SyncApi::legacy_stream: return "legacy_stream";
+    case SyncApi::graph_host_node: return "graph_host_node";
     case SyncApi::unknown: break;
   }
   return "unknown";

@@ -45,6 +45,7 @@ std::string_view to_string(Rule r) noexcept {
     case Rule::memcpy_forbidden: return "memcpy_forbidden";
     case Rule::sync_unexpected: return "sync_unexpected";
     case Rule::sync_forbidden: return "sync_forbidden";
+    case Rule::sync_in_capture: return "sync_in_capture";
   }
   return "unknown";
 }
@@ -59,6 +60,9 @@ std::string_view describe(Rule r) noexcept {
     case Rule::sync_unexpected:
       return "host synchronisation outside an Expect(sync) scope, allow-listed NVTX range or pbm wait";
     case Rule::sync_forbidden: return "a Forbid(sync) guard is active on this thread";
+    case Rule::sync_in_capture:
+      return "a synchronising call was made while a stream was being captured into a CUDA graph: CUDA refused it "
+             "and invalidated the capture";
   }
   return "";
 }

@@ -26,6 +26,8 @@ void source_exit() noexcept;
 /// In a forked child (pthread_atfork): ignore callbacks and never call CUPTI again.
 /// Async-signal-safe.
 void source_after_fork_in_child() noexcept;
+/// The legacy default stream rule's callbacks on or off (now if attached, and at later attaches).
+void source_set_legacy_rule(bool on) noexcept;
 /// Absolute path of the libcupti this process loaded (dlopen; loads it if needed, looking where
 /// PBM_CUPTI_PATH and CUDA_HOME say). "" when not built with CUPTI or libcupti cannot be loaded.
 std::string cupti_library_path();

@@ -133,6 +133,14 @@ void start(Config const& config) {
     s.handlers_registered = true;
   }
   if (config.attach) attach_locked(s);
+  if (s.attached.load()) detail::source_set_legacy_rule(s.settings.config.legacy_stream_rule);  // start() again
+}
+
+void set_legacy_stream_rule(bool on) noexcept {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.settings.config.legacy_stream_rule = on;
+  detail::source_set_legacy_rule(on);
 }
 
 void stop() noexcept {
@@ -172,6 +180,7 @@ Status status() {
   st.mode = get_mode();
   st.reason = s.reason;
   st.thread_states = detail::thread_states_allocated();
+  st.legacy_stream_rule = s.settings.config.legacy_stream_rule;
   return st;
 }
 

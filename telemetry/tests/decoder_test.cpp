@@ -242,9 +242,14 @@ TEST(Callbacks, OnlyCopiesAndSyncsAreWatched) {
   auto const* ctx_sync = pd::find_callback(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize);
   ASSERT_NE(ctx_sync, nullptr);
   EXPECT_EQ(ctx_sync->sync_api, pt::SyncApi::context_synchronize);
-  // Kernel launches are never hooked (that tracing is what costs µs per launch).
-  EXPECT_EQ(pd::find_callback(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000), nullptr);
-  EXPECT_EQ(pd::find_callback(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel), nullptr);
+  // Kernel launches are hooked only by the opt-in legacy default stream rule (a callback per launch).
+  for (auto const* launch :
+       {pd::find_callback(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000),
+        pd::find_callback(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel)}) {
+    ASSERT_NE(launch, nullptr);
+    EXPECT_EQ(launch->group, pd::CallbackSpec::Group::legacy_rule);
+    EXPECT_EQ(launch->cls, pd::ApiCall::Class::quiet);
+  }
   EXPECT_EQ(pd::find_callback(CUPTI_CB_DOMAIN_NVTX, 1), nullptr);
   // No duplicate ids in a domain.
   for (auto const* specs : {&pd::runtime_callbacks(), &pd::driver_callbacks()}) {

@@ -127,16 +127,23 @@ TEST(ImplicitSyncCallbacks, StreamOrderedAndManagedAllocationAndAsyncMemsetsAreN
   for (CUpti_CallbackId cbid :
        {CUPTI_RUNTIME_TRACE_CBID_cudaMallocAsync_v11020, CUPTI_RUNTIME_TRACE_CBID_cudaMallocAsync_ptsz_v11020,
         CUPTI_RUNTIME_TRACE_CBID_cudaFreeAsync_v11020, CUPTI_RUNTIME_TRACE_CBID_cudaFreeAsync_ptsz_v11020,
-        CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020, CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_ptsz_v7000,
         CUPTI_RUNTIME_TRACE_CBID_cudaEventRecord_v3020, CUPTI_RUNTIME_TRACE_CBID_cudaMallocManaged_v6000}) {
     EXPECT_EQ(pd::find_callback(CUPTI_CB_DOMAIN_RUNTIME_API, cbid), nullptr) << "runtime cbid " << cbid;
   }
   for (CUpti_CallbackId cbid :
        {CUPTI_DRIVER_TRACE_CBID_cuMemAllocAsync, CUPTI_DRIVER_TRACE_CBID_cuMemAllocAsync_ptsz,
         CUPTI_DRIVER_TRACE_CBID_cuMemFreeAsync, CUPTI_DRIVER_TRACE_CBID_cuMemFreeAsync_ptsz,
-        CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async, CUPTI_DRIVER_TRACE_CBID_cuEventRecord,
-        CUPTI_DRIVER_TRACE_CBID_cuMemAllocManaged}) {
+        CUPTI_DRIVER_TRACE_CBID_cuEventRecord, CUPTI_DRIVER_TRACE_CBID_cuMemAllocManaged}) {
     EXPECT_EQ(pd::find_callback(CUPTI_CB_DOMAIN_DRIVER_API, cbid), nullptr) << "driver cbid " << cbid;
+  }
+  // Async memsets are watched only by the opt-in legacy default stream rule, and never judged as syncs.
+  for (auto const* spec :
+       {pd::find_callback(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020),
+        pd::find_callback(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_ptsz_v7000),
+        pd::find_callback(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async)}) {
+    ASSERT_NE(spec, nullptr);
+    EXPECT_EQ(spec->group, pd::CallbackSpec::Group::legacy_rule);
+    EXPECT_EQ(spec->cls, pd::ApiCall::Class::quiet);
   }
 }
 

@@ -168,11 +168,13 @@ std::vector<std::string> const& known_sync_apis() {
       "stream_synchronize", "event_synchronize", "device_synchronize", "context_synchronize", "memcpy_sync",
       "memcpy_blocking",    "free",              "free_host",          "host_alloc",          "host_register",
       "host_unregister",    "malloc",            "free_array",         "set_limit",           "set_cache_config",
-      "memset_sync",        "stream_wait_event", "stream_query",       "event_query",         "unknown"};
+      "memset_sync",        "stream_wait_event", "stream_query",       "event_query",         "legacy_stream",
+      "graph_host_node",    "unknown"};
   return v;
 }
 bool sync_api_blocks_host(std::string const& api) {
-  return api != "stream_query" && api != "event_query" && api != "stream_wait_event";
+  return api != "stream_query" && api != "event_query" && api != "stream_wait_event" && api != "legacy_stream" &&
+         api != "graph_host_node";
 }
 
 void Observations::add(Observations const& other) {

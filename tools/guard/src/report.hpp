@@ -33,7 +33,8 @@ inline constexpr char const* kSaturatedNote =
 std::vector<std::string> const& known_directions();
 std::vector<std::string> const& known_memory_kinds();
 std::vector<std::string> const& known_sync_apis();
-/// False for the APIs that never block the host (stream_query, event_query, stream_wait_event).
+/// False for the APIs that never block the host (stream_query, event_query, stream_wait_event,
+/// legacy_stream, graph_host_node).
 bool sync_api_blocks_host(std::string const& api);
 
 struct MemcpyKey {

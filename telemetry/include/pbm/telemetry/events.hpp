@@ -28,6 +28,8 @@ enum class SyncApi : std::uint8_t {
   stream_wait_event,  ///< device-side wait: counted, never a host sync
   stream_query,       ///< non-blocking poll: counted, never a host sync
   event_query,        ///< non-blocking poll: counted, never a host sync
+  legacy_stream,      ///< device-side: a kernel, copy, memset or graph launch issued to the legacy default stream while a blocking stream exists (opt-in rule); counted, never a host sync
+  graph_host_node,    ///< device-side: a host node of a CUDA graph replay, the stream waits for a host function (counted at cudaGraphLaunch); never a host sync
   memcpy_sync,        ///< a synchronous cudaMemcpy* / cuMemcpy* (blocks the host; no CUPTI sync record)
   // Implicit synchronisations (telemetry/README.md, "APIs watched", says why each one blocks).
   memcpy_blocking,    ///< an "async" copy the host waited for: pageable host memory on one side, or host to host
@@ -43,7 +45,7 @@ enum class SyncApi : std::uint8_t {
   memset_sync,        ///< a non-Async cudaMemset* / cuMemsetD* on pinned host or managed memory (fully synchronous)
   unknown,
 };
-inline constexpr std::size_t kSyncApiCount = 20;
+inline constexpr std::size_t kSyncApiCount = 22;
 
 /// One NVTX range open on a thread (innermost last in a RangeStack).
 struct Range {
@@ -132,7 +134,7 @@ constexpr bool implicit_by_resource(SyncApi api) noexcept {
 /// True for APIs that block the calling host thread.
 constexpr bool blocks_host(SyncApi api) noexcept {
   return api != SyncApi::stream_wait_event && api != SyncApi::stream_query &&
-         api != SyncApi::event_query;
+         api != SyncApi::event_query && api != SyncApi::legacy_stream && api != SyncApi::graph_host_node;
 }
 
 /// The memory kind used as the `memory` label: the host side of the copy when there is one

@@ -46,8 +46,12 @@ Mode get_mode() noexcept;
 Mode effective_mode() noexcept;
 
 /// The rule a violation broke.
-enum class Rule : std::uint8_t { memcpy_dtoh, memcpy_pageable, memcpy_forbidden, sync_unexpected, sync_forbidden };
-inline constexpr std::size_t kRuleCount = 5;
+/// sync_in_capture: a call that synchronises (a sync, a blocking copy, an allocation or free) was
+/// refused because a stream was being captured into a CUDA graph: the call failed and the capture
+/// is invalidated. Reported in every mode but off, whatever scope is open, with at least warn's
+/// report (once per call site) and the caller's stack.
+enum class Rule : std::uint8_t { memcpy_dtoh, memcpy_pageable, memcpy_forbidden, sync_unexpected, sync_forbidden, sync_in_capture };
+inline constexpr std::size_t kRuleCount = 6;
 std::string_view to_string(Rule r) noexcept;
 /// One sentence explaining the rule, for reports.
 std::string_view describe(Rule r) noexcept;

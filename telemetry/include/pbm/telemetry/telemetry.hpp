@@ -63,6 +63,11 @@ struct Config {
   /// libcupti to load; empty: env PBM_CUPTI_PATH, else the loader's search, the toolkit found at
   /// configure time, $CUDA_HOME and /usr/local/cuda.
   std::string cupti_path;
+  /// The legacy default stream rule (or env PBM_LEGACY_STREAM=1): count kernels, copies, memsets and
+  /// graph launches issued to the legacy default stream while a blocking stream exists, as syncs of
+  /// api "legacy_stream" (the GPU serialises them; never a host sync, never a violation). Off by
+  /// default: it needs a callback on every kernel launch (its cost: BENCHMARKS.md).
+  bool legacy_stream_rule{false};
 };
 
 struct Status {
@@ -75,6 +80,7 @@ struct Status {
   /// Per-thread states pbm has allocated (one per thread that made a watched call while no state of
   /// an exited thread was free to reuse): never freed, reused after their thread exits.
   std::size_t thread_states{0};
+  bool legacy_stream_rule{false};  ///< the legacy default stream rule is on (Config, set_legacy_stream_rule)
 };
 
 /// Resolves `config` against the environment (PBM_MODE when config.mode is unset, PBM_NVTX_ALLOW
@@ -85,6 +91,9 @@ struct Status {
 void start(Config const& config = {});
 /// Flushes, detaches and stops counting (mode stays as set). Idempotent.
 void stop() noexcept;
+/// Turns the legacy default stream rule (Config::legacy_stream_rule) on or off, now and for later
+/// attaches. Never throws; no CUDA call (it enables or disables CUPTI callbacks).
+void set_legacy_stream_rule(bool on) noexcept;
 /// Takes the CUPTI subscriber and enables activity; returns status().attached. Never throws.
 bool attach() noexcept;
 /// Flushes pending records and gives the CUPTI subscriber back (for another tool). Never throws.
