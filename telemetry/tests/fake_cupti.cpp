@@ -164,6 +164,23 @@ __attribute__((visibility("default"))) uint32_t pbm_fake_cupti_api(int domain, u
   callback(userdata, static_cast<CUpti_CallbackDomain>(domain), cbid, &data);
   return correlation;
 }
+/// pbm_fake_cupti_api with the call's return value (CUpti_CallbackData::functionReturnValue: a
+/// cudaError_t for the runtime domain, a CUresult for the driver's), as CUPTI gives it at exit.
+__attribute__((visibility("default"))) uint32_t pbm_fake_cupti_api_returning(int domain, uint32_t cbid, int enter,
+                                                                             uint32_t correlation, void const* params,
+                                                                             void const* returned) {
+  auto const [callback, userdata] = target(static_cast<CUpti_CallbackDomain>(domain), cbid);
+  if (callback == nullptr) return 0;
+  if (correlation == 0) correlation = g_correlation.fetch_add(1);
+  CUpti_CallbackData data{};
+  data.callbackSite = enter != 0 ? CUPTI_API_ENTER : CUPTI_API_EXIT;
+  data.functionName = "fake";
+  data.functionParams = params;
+  data.functionReturnValue = const_cast<void*>(returned);
+  data.correlationId = correlation;
+  callback(userdata, static_cast<CUpti_CallbackDomain>(domain), cbid, &data);
+  return correlation;
+}
 /// An NVTX callback (nvtxRangePushA, nvtxRangePop, ...) with its parameter struct.
 __attribute__((visibility("default"))) int pbm_fake_cupti_nvtx(uint32_t cbid, void const* params) {
   auto const [callback, userdata] = target(CUPTI_CB_DOMAIN_NVTX, cbid);

@@ -29,4 +29,5 @@ extern "C" __attribute__((visibility("default"))) int cuPointerGetAttributes(uns
   }
   return 0;
 }
+
 #endif
