@@ -15,6 +15,11 @@ interleaved in alternating order (A B, B A, ...), each after a short warm-up in 
                                                          (unexpected in count mode: a violation counted)
   nvtx_range       torch.cuda.nvtx.range_push/range_pop  one NVTX push/pop pair (pbm's range stack)
 
+and the opt-in legacy default stream rule, both states attached in count mode, rule on against off:
+
+  launch_legacy    x.add_(1) on the default (legacy) stream, beside a blocking stream: one kernel
+                   launch; with the rule on it gets a CUPTI callback and is counted as legacy_stream
+
 The loop's own Python cost is in both columns; their difference is what telemetry adds. Per call
 kind: median and spread (p25..p75, min..max over blocks) of ns per call in each state, and of the
 difference attached - detached over the block pairs. Every attached block must have been counted
@@ -156,6 +161,63 @@ def measure(torch: Any, pbm: Any, op: Op, blocks: int, calls: int, warmup: int) 
     }
 
 
+def measure_legacy_rule(torch: Any, pbm: Any, blocks: int, calls: int, warmup: int) -> Dict[str, Any]:
+    """Kernel launches on the legacy default stream beside a blocking stream, the legacy stream rule
+    on against off (both attached, count mode), interleaved blocks. Rule-on blocks must have counted
+    every launch as legacy_stream, rule-off blocks none."""
+    import ctypes
+
+    x = torch.zeros(1, device="cuda")
+    driver = ctypes.CDLL("libcuda.so.1")
+    blocking = ctypes.c_void_p()
+    pbm.telemetry.set_legacy_stream_rule(True)  # on while the stream is made: pbm sees it created blocking
+    if driver.cuStreamCreate(ctypes.byref(blocking), 0) != 0:
+        common.fail("cuStreamCreate failed: no blocking stream to measure the legacy stream rule beside")
+    add = x.add_
+    clock = time.perf_counter_ns
+
+    def launches(n: int) -> int:
+        t0 = clock()
+        for _ in range(n):
+            add(1)
+        return clock() - t0
+
+    ns: Dict[str, List[float]] = {s: [] for s in common.STATES}
+    counted: Dict[str, List[int]] = {s: [] for s in common.STATES}
+    for _, state in common.interleaved(blocks):
+        pbm.telemetry.set_legacy_stream_rule(state == "attached")  # "attached": the rule on
+        launches(warmup)
+        torch.cuda.synchronize()
+        gc.collect()
+        before = common.read_counts(pbm)
+        elapsed = launches(calls)
+        torch.cuda.synchronize()
+        delta = common.read_counts(pbm) - before
+        ns[state].append(elapsed / calls)
+        counted[state].append(delta.syncs["legacy_stream"])
+    pbm.telemetry.set_legacy_stream_rule(False)
+    driver.cuStreamDestroy_v2(blocking)
+    if min(counted["attached"]) < calls:
+        common.fail(f"launch_legacy: a rule-on block of {calls} launches counted {min(counted['attached'])} as "
+                    "legacy_stream: the rule did not see them")
+    if max(counted["detached"]) != 0:
+        common.fail(f"launch_legacy: a rule-off block counted {max(counted['detached'])} legacy_stream launches")
+    deltas = [a - d for a, d in zip(ns["attached"], ns["detached"])]
+    return {
+        "bench": BENCHMARK,
+        "op": "launch_legacy",
+        "what": "x.add_(1) on the legacy stream (legacy rule on - off)",
+        "api": "legacy_stream",
+        "blocks": blocks,
+        "calls_per_block": calls,
+        "detached_ns": common.summary(ns["detached"], 1),
+        "attached_ns": common.summary(ns["attached"], 1),
+        "cost_ns": common.summary(deltas, 1),
+        "counted_per_attached_block": {"min": min(counted["attached"]), "max": max(counted["attached"])},
+        "nvtx_probe_attached": None,
+    }
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="See the module docstring for what is measured and checked.")
@@ -163,7 +225,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, help="block pairs per call kind (default 10; --quick 4)")
     p.add_argument("--calls", type=int, help="calls per block (default 20,000; --quick 5,000)")
     p.add_argument("--warmup", type=int, default=500, help="untimed calls before each block (default 500)")
-    p.add_argument("--only", help="comma-separated call kinds (stream_query, event_query, stream_sync, nvtx_range)")
+    p.add_argument("--only", help="comma-separated call kinds (stream_query, event_query, stream_sync, nvtx_range, "
+                                  "launch_legacy)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
     args = p.parse_args(argv)
     args.blocks = args.blocks if args.blocks is not None else (4 if args.quick else 10)
@@ -179,8 +242,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     common.start_telemetry(pbm, args.json, BENCHMARK)
     env = common.environment(torch)
     ops = make_ops(torch)
+    legacy = True
     if args.only:
         wanted = set(args.only.split(","))
+        legacy = "launch_legacy" in wanted
+        wanted.discard("launch_legacy")
         unknown = wanted - {op.name for op in ops}
         if unknown:
             print(f"telemetry_cost.py: unknown call kind(s) {sorted(unknown)}", file=sys.stderr)
@@ -193,8 +259,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     for op in ops:
         result = measure(torch, pbm, op, args.blocks, args.calls, args.warmup)
         results.append(result)
+    if legacy:
+        results.append(measure_legacy_rule(torch, pbm, args.blocks, args.calls, args.warmup))
 
     print()
+    print("(launch_legacy: 'detached' is the rule off, 'attached' the rule on; both attached in count mode)")
     print(f"{'call':<62} {'detached ns':>11} {'attached ns':>11}  {'cost ns (median, p25..p75)':<30} {'counted/block':>13}")
     for r in results:
         c = r["cost_ns"]

@@ -38,6 +38,14 @@ def start(mode: Optional[str] = None, allowed_ranges: Iterable[str] = (), attach
     return status()
 
 
+def set_legacy_stream_rule(on: bool) -> None:
+    """The legacy default stream rule on or off (also env PBM_LEGACY_STREAM=1 at start()): kernels,
+    copies, memsets and graph launches issued to the legacy default stream while a blocking stream
+    exists are counted as syncs of api "legacy_stream" (never a host sync, never a violation). It
+    costs a callback per kernel launch (BENCHMARKS.md)."""
+    ext.telemetry_set_legacy_stream_rule(bool(on))
+
+
 def stop() -> None:
     """Flushes and detaches; counting stops. Idempotent."""
     ext.telemetry_stop()
@@ -60,7 +68,7 @@ def flush() -> None:
 
 def status() -> dict:
     """started, attached, subscriber_taken, cupti_built, mode, reason, python_stacks, thread_states
-    (per-thread states pbm holds: never freed, reused after their thread exits)."""
+    (per-thread states pbm holds: never freed, reused after their thread exits), legacy_stream_rule."""
     return ext.telemetry_status()
 
 

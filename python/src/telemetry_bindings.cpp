@@ -12,6 +12,9 @@
 
 #include <pybind11/stl.h>
 
+#include <mutex>
+#include <set>
+
 #include <pbm/telemetry/counters.hpp>
 #include <pbm/telemetry/observer.hpp>
 #include <pbm/telemetry/policy.hpp>
@@ -75,6 +78,13 @@ std::vector<std::string> python_stack() {
 }
 
 class PythonStackObserver final : public tel::Observer {
+  std::mutex mu_;
+  std::set<std::uint64_t> said_;  // capture failures' sites already printed
+  bool first_time(std::uint64_t site) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return said_.insert(site).second;
+  }
+
  public:
   void on_violation(tel::Violation const& v) override {
     // Only a violation judged inside its API callback runs on the calling thread at the call site
@@ -82,7 +92,9 @@ class PythonStackObserver final : public tel::Observer {
     if (!v.at_call_site) return;
     GuardFrame* const guard = tl_guard;
     bool const aborting = guard == nullptr && v.mode == tel::Mode::assert_;
-    if (guard == nullptr && !aborting) return;
+    // A call that broke a stream capture is said with its Python line even outside a guard, once per site.
+    bool const capture = guard == nullptr && v.rule == tel::Rule::sync_in_capture && first_time(v.site);
+    if (guard == nullptr && !aborting && !capture) return;
     if (!Py_IsInitialized() || PyGILState_GetThisThreadState() == nullptr) return;  // not a Python thread
     PyGILState_STATE const gil = PyGILState_Ensure();
     {
@@ -249,6 +261,7 @@ py::dict status_dict() {
   d["reason"] = s.reason;
   d["python_stacks"] = true;
   d["thread_states"] = s.thread_states;
+  d["legacy_stream_rule"] = s.legacy_stream_rule;
   return d;
 }
 
@@ -343,6 +356,8 @@ void bind_telemetry(py::module_& m) {
   m.def("telemetry_attach", [] { py::gil_scoped_release nogil; return tel::attach(); });
   m.def("telemetry_detach", [] { py::gil_scoped_release nogil; tel::detach(); });
   m.def("telemetry_flush", [] { py::gil_scoped_release nogil; tel::flush(); });
+  m.def("telemetry_set_legacy_stream_rule", [](bool on) { tel::set_legacy_stream_rule(on); }, py::arg("on"),
+        "The legacy default stream rule on or off (Config::legacy_stream_rule).");
   m.def("telemetry_status", &status_dict);
   m.def("telemetry_set_mode", [](std::string const& mode) { tel::set_mode(tel::parse_mode(mode)); }, py::arg("mode"));
   m.def("telemetry_get_mode", [] { return sv(tel::to_string(tel::get_mode())); });

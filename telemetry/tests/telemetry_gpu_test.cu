@@ -37,6 +37,11 @@ struct Recorder : pt::Observer {
   std::mutex mu;
   std::vector<pt::MemcpyEvent> copies;
   std::vector<pt::SyncEvent> syncs;
+  std::vector<pt::Violation> violations;
+  void on_violation(pt::Violation const& v) override {
+    std::lock_guard<std::mutex> lock(mu);
+    violations.push_back(v);
+  }
   void on_memcpy(pt::MemcpyEvent const& ev, bool) override {
     std::lock_guard<std::mutex> lock(mu);
     copies.push_back(ev);
@@ -509,6 +514,120 @@ TEST_F(TelemetryGpu, ImplicitSyncNegativesStayClean) {
   cudaEventDestroy(event);
   cudaFree(other);
   cudaFreeHost(pinned);
+}
+
+// ---------------------------------------------------------------- CUDA graphs, capture, legacy stream
+namespace {
+void CUDART_CB count_run(void* runs) { ++*static_cast<int*>(runs); }
+
+bool backtrace_names(pt::Violation const& v, char const* test_name) {
+  for (std::string const& frame : v.backtrace)
+    if (frame.find(test_name) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+TEST_F(TelemetryGpu, GraphMemcpyAndHostNodesAreReportedAtEachReplay) {
+  // A hand-built graph: a device-to-pinned copy, then a host node. No API call copies at replay;
+  // pbm reads the nodes at instantiation and reports them at each cudaGraphLaunch, in its range.
+  void* pinned = nullptr;
+  CHECK_CUDA(cudaMallocHost(&pinned, kBytes));
+  cudaGraph_t graph{};
+  CHECK_CUDA(cudaGraphCreate(&graph, 0));
+  cudaGraphNode_t copy{}, host{};
+  CHECK_CUDA(cudaGraphAddMemcpyNode1D(&copy, graph, nullptr, 0, pinned, device_, kBytes, cudaMemcpyDeviceToHost));
+  int runs = 0;
+  cudaHostNodeParams host_params{&count_run, &runs};
+  CHECK_CUDA(cudaGraphAddHostNode(&host, graph, &copy, 1, &host_params));
+  cudaGraphExec_t exec{};
+  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  auto const copies0 = c().memcpy_count(pt::Direction::DtoH, pt::MemoryKind::pinned, false, "graph_range");
+  auto const hosts0 = c().sync_count(pt::SyncApi::graph_host_node, true, "graph_range");
+  nvtxRangePushA("graph_range");
+  for (int i = 0; i < 3; ++i) CHECK_CUDA(cudaGraphLaunch(exec, stream_));
+  nvtxRangePop();
+  {
+    pt::Expect expect;
+    CHECK_CUDA(cudaStreamSynchronize(stream_));
+  }
+  EXPECT_EQ(runs, 3);
+  EXPECT_EQ(c().memcpy_count(pt::Direction::DtoH, pt::MemoryKind::pinned, false, "graph_range") - copies0, 3u)
+      << "one device-to-host copy per replay";
+  EXPECT_EQ(c().sync_count(pt::SyncApi::graph_host_node, true, "graph_range") - hosts0, 3u);
+  {
+    std::lock_guard<std::mutex> lock(recorder_.mu);
+    auto it = std::find_if(recorder_.copies.begin(), recorder_.copies.end(),
+                           [](pt::MemcpyEvent const& e) { return e.direction == pt::Direction::DtoH; });
+    ASSERT_NE(it, recorder_.copies.end());
+    EXPECT_EQ(it->bytes, kBytes);
+    EXPECT_EQ(it->thread, pd::current_thread_id());
+  }
+  // Inside forbid(memcpy): the replay's copy is a violation of cudaGraphLaunch, at the launch's call site.
+  auto const vs = violations_of(pt::What::memcpy, [&] { EXPECT_EQ(cudaGraphLaunch(exec, stream_), cudaSuccess); });
+  auto it = std::find_if(vs.begin(), vs.end(), [](pt::Violation const& v) { return v.is_memcpy; });
+  ASSERT_NE(it, vs.end()) << "the replay's copy was not reported";
+  EXPECT_EQ(it->api, "cudaGraphLaunch");
+  EXPECT_EQ(it->memcpy.direction, pt::Direction::DtoH);
+  EXPECT_TRUE(backtrace_names(*it, "GraphMemcpyAndHostNodesAreReportedAtEachReplay")) << describe(vs);
+  {
+    pt::Expect expect;
+    CHECK_CUDA(cudaStreamSynchronize(stream_));
+  }
+  CHECK_CUDA(cudaGraphExecDestroy(exec));
+  CHECK_CUDA(cudaGraphDestroy(graph));
+  CHECK_CUDA(cudaFreeHost(pinned));
+}
+
+TEST_F(TelemetryGpu, ASyncDuringStreamCaptureIsReportedWithItsApi) {
+  float* data = static_cast<float*>(device_);
+  int const n = static_cast<int>(kBytes / sizeof(float));
+  auto const before = c().violation_count(pt::Rule::sync_in_capture);
+  CHECK_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal));
+  scale_kernel<<<(n + 255) / 256, 256, 0, stream_>>>(data, n);
+  cudaError_t const refused = cudaStreamSynchronize(stream_);
+  cudaGraph_t graph = nullptr;
+  (void)cudaStreamEndCapture(stream_, &graph);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  (void)cudaGetLastError();
+  ASSERT_EQ(refused, cudaErrorStreamCaptureUnsupported) << cudaGetErrorString(refused);
+  EXPECT_EQ(c().violation_count(pt::Rule::sync_in_capture) - before, 1u);
+  std::lock_guard<std::mutex> lock(recorder_.mu);
+  auto it = std::find_if(recorder_.violations.begin(), recorder_.violations.end(),
+                         [](pt::Violation const& v) { return v.rule == pt::Rule::sync_in_capture; });
+  ASSERT_NE(it, recorder_.violations.end());
+  EXPECT_EQ(it->api, "cudaStreamSynchronize");
+  EXPECT_EQ(it->sync.api, pt::SyncApi::stream_synchronize);
+  EXPECT_TRUE(backtrace_names(*it, "ASyncDuringStreamCaptureIsReportedWithItsApi")) << describe(recorder_.violations);
+}
+
+TEST_F(TelemetryGpu, LegacyStreamRuleCountsLegacyWorkBesideABlockingStream) {
+  float* data = static_cast<float*>(device_);
+  int const n = static_cast<int>(kBytes / sizeof(float));
+  int const blocks = (n + 255) / 256;
+  pt::set_legacy_stream_rule(true);
+  auto legacy = [&] { return c().sync_count(pt::SyncApi::legacy_stream, true, ""); };
+  auto const l0 = legacy();
+  scale_kernel<<<blocks, 256>>>(data, n);  // the legacy stream, but no blocking stream to serialise with
+  EXPECT_EQ(legacy(), l0);
+  cudaStream_t blocking{};
+  CHECK_CUDA(cudaStreamCreate(&blocking));
+  scale_kernel<<<blocks, 256, 0, blocking>>>(data, n);            // its own stream: not legacy
+  scale_kernel<<<blocks, 256, 0, cudaStreamPerThread>>>(data, n);  // per-thread default: not legacy
+  scale_kernel<<<blocks, 256, 0, stream_>>>(data, n);              // non-blocking: not legacy
+  EXPECT_EQ(legacy(), l0);
+  scale_kernel<<<blocks, 256>>>(data, n);                                          // 1
+  CHECK_CUDA(cudaMemsetAsync(data, 0, kBytes / 2, nullptr));                       // 2
+  CHECK_CUDA(cudaMemcpyAsync(data, data + n / 2, kBytes / 2, cudaMemcpyDeviceToDevice, nullptr));  // 3
+  EXPECT_EQ(legacy() - l0, 3u) << "a kernel, a memset and a copy on the legacy stream, each once";
+  EXPECT_EQ(c().sync_count(pt::SyncApi::legacy_stream, false, ""), 0u) << "never a violation";
+  CHECK_CUDA(cudaStreamDestroy(blocking));
+  scale_kernel<<<blocks, 256>>>(data, n);
+  EXPECT_EQ(legacy() - l0, 3u) << "the blocking stream is gone";
+  pt::set_legacy_stream_rule(false);
+  {
+    pt::Expect expect;
+    CHECK_CUDA(cudaDeviceSynchronize());
+  }
 }
 
 int main(int argc, char** argv) {
