@@ -1,4 +1,5 @@
-#include <pbm/detail/completion.hpp>
+#include "completion.hpp"
+
 #include <pbm/error.hpp>
 #include <pbm/expected.hpp>
 #include <pbm/stream.hpp>

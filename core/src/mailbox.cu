@@ -1,8 +1,8 @@
-#include "pointer.hpp"
+#include "completion.hpp"
+#include "kernels.cuh"
 #include "mailbox_state.hpp"
+#include "pointer.hpp"
 
-#include <pbm/detail/completion.hpp>
-#include <pbm/detail/kernels.cuh>
 #include <pbm/error.hpp>
 #include <pbm/expected.hpp>
 #include <pbm/mailbox.hpp>

@@ -28,7 +28,8 @@
 #pragma once
 
 #include <pbm/detail/config.hpp>
-#include <pbm/detail/layout.hpp>
+#include <pbm/detail/ring_view.hpp>
+#include <pbm/layout.hpp>
 
 #include <cuda/atomic>
 #include <cuda/std/cstdint>
@@ -74,21 +75,6 @@ PBM_HD inline uint64_t now_ns() noexcept {
           .count());
 #endif
 }
-
-/// A view of one mailbox's memory: everything the algorithm touches. Trivially copyable.
-struct RingView {
-  RingHeader* header;
-  uint64_t* seq;          // capacity sequence words, right after the header
-  unsigned char* payload; // capacity * stride bytes
-  uint64_t capacity;
-  uint32_t stride;
-  uint64_t origin;  // the header's initial_position: slots are counted from it
-
-  /// Slot of a position. Counted from the origin so that a capacity that is not a power of two
-  /// still maps p and p + capacity to one slot when positions wrap past 2^64.
-  PBM_HD uint64_t slot_of(uint64_t position) const noexcept { return (position - origin) % capacity; }
-  PBM_HD unsigned char* record(uint64_t slot) const noexcept { return payload + slot * stride; }
-};
 
 /// Initialises a header in (host-accessible) memory: positions start at v.origin.
 /// Not thread-safe; nothing may use the ring concurrently.

@@ -3,10 +3,13 @@
 // reservation. A pop: one block does everything, or each block scans and copies its share and the
 // last one claims (pop_kernel). The last block to finish publishes the result (and releases a pop's
 // slots), in the same launch.
+// Private to pbm::core and included by mailbox.cu alone: the kernels are not inline, so a second
+// translation unit including this header would define them twice.
 #pragma once
 
+#include "launch.hpp"
+
 #include <pbm/detail/block_ops.cuh>
-#include <pbm/detail/launch.hpp>
 #include <pbm/mailbox_ref.cuh>
 
 namespace pbm::detail {
