@@ -76,9 +76,9 @@ PBM_HD inline uint64_t now_ns() noexcept {
 #endif
 }
 
-/// Initialises a header in (host-accessible) memory: positions start at v.origin.
-/// Not thread-safe; nothing may use the ring concurrently.
-PBM_HD inline void initialize(RingView v) noexcept {
+/// Writes an empty header (every byte: padding zeroed too): positions start at v.origin, every
+/// slot free. Plain stores, by one thread; nothing may use the ring concurrently.
+PBM_HD inline void initialize_header(RingView v) noexcept {
   uint64_t const initial_position = v.origin;
   RingHeader& h = *v.header;
   unsigned char* bytes = reinterpret_cast<unsigned char*>(&h);
@@ -92,8 +92,21 @@ PBM_HD inline void initialize(RingView v) noexcept {
   h.free_slots = static_cast<int64_t>(v.capacity);
   h.consume = initial_position;
   h.release = initial_position;
-  // Slot i first holds position initial + i' (i' = first position mapping to slot i): "free".
-  for (uint64_t p = initial_position, i = 0; i < v.capacity; ++i, ++p) v.seq[v.slot_of(p)] = p;
+}
+
+/// Marks the slot of the i-th position from the origin (i < capacity) free: its sequence word holds
+/// that position, one short of the value a commit of it stores. Plain store; slots are independent.
+PBM_HD inline void initialize_slot(RingView v, uint64_t i) noexcept {
+  uint64_t const p = v.origin + i;
+  v.seq[v.slot_of(p)] = p;
+}
+
+/// Initialises a mailbox in (host-accessible) memory: the header and every slot.
+/// Not thread-safe; nothing may use the ring concurrently. (init_kernel does the same on the device,
+/// its slots spread over the grid.)
+PBM_HD inline void initialize(RingView v) noexcept {
+  initialize_header(v);
+  for (uint64_t i = 0; i < v.capacity; ++i) initialize_slot(v, i);
 }
 
 /// The header fields validate() checks, read together (plain loads with no test between them, so a
