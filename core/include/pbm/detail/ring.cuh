@@ -150,9 +150,8 @@ inline constexpr uint64_t kMaxRequest = uint64_t{1} << 62;
 
 /// Takes up to n slots from free_slots; returns how many (0..min(n, capacity)).
 /// Plenty of room: one fetch_sub (what overshoots is given back). Little room: a CAS loop that
-/// never drives the count below zero, so producers hammering a full mailbox only read it. (With
-/// fetch_sub-and-give-back alone, thousands of failing producers keep the count transiently
-/// negative and starve everyone: seen on an H100 with 12k threads.)
+/// never drives the count below zero, so producers hammering a full mailbox only read it and do not
+/// starve each other (docs/RELIABILITY.md, "The mailbox under load").
 PBM_HD inline uint64_t take_slots(RingView v, uint64_t n) noexcept {
   atomic_ref<int64_t> free_slots(v.header->free_slots);
   uint64_t const most = v.capacity < kMaxRequest ? v.capacity : kMaxRequest;
