@@ -7,8 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <type_traits>
 
 namespace {
+
+// Move-only, and moves never throw (the vector of mailboxes a user keeps relies on it).
+static_assert(std::is_nothrow_move_constructible_v<pbm::Mailbox>);
+static_assert(std::is_nothrow_move_assignable_v<pbm::Mailbox>);
+static_assert(!std::is_copy_constructible_v<pbm::Mailbox> && !std::is_copy_assignable_v<pbm::Mailbox>);
 
 std::string message_of(std::uint64_t capacity, std::uint32_t stride) {
   try {
