@@ -1,4 +1,6 @@
-#include <pbm/detail/completion.hpp>
+#include "completion.hpp"
+#include "free_scope.hpp"
+
 #include <pbm/error.hpp>
 #include <pbm/expected.hpp>
 #include <pbm/stream.hpp>
@@ -72,7 +74,10 @@ CompletionPool::CompletionPool(int device) : device_(device) { grow(); }
 
 CompletionPool::CompletionPool(std::vector<Completion*> items) : device_(-1), growable_(false), free_(std::move(items)) {}
 
-CompletionPool::~CompletionPool() = default;
+CompletionPool::~CompletionPool() {
+  FreeScope const scope(device_);  // the chunks free on the pool's device (no CUDA call for a test pool: -1)
+  chunks_.clear();
+}
 
 std::size_t CompletionPool::size() const noexcept {
   std::lock_guard<std::mutex> lock(mutex_);

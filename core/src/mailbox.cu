@@ -1,8 +1,9 @@
-#include "pointer.hpp"
+#include "completion.hpp"
+#include "free_scope.hpp"
+#include "kernels.cuh"
 #include "mailbox_state.hpp"
+#include "pointer.hpp"
 
-#include <pbm/detail/completion.hpp>
-#include <pbm/detail/kernels.cuh>
 #include <pbm/error.hpp>
 #include <pbm/expected.hpp>
 #include <pbm/mailbox.hpp>
@@ -180,7 +181,7 @@ Mailbox Mailbox::adopt(void* header, void* payload, std::uint64_t capacity, std:
 
 Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::string name,
                  std::uint64_t initial_position, External const* external)
-    : owns_memory_(external == nullptr), name_(std::move(name)) {
+    : name_(std::move(name)) {
   PBM_NVTX_RANGE(alloc, construct);
   validate_geometry(capacity, stride);
   if (external != nullptr) {
@@ -196,95 +197,51 @@ Mailbox::Mailbox(std::uint64_t capacity, std::uint32_t stride, int device, std::
                                    " visible)");
   DeviceGuard guard(device_);
   ExpectedSyncScope expected_allocations;  // cudaMalloc, cudaHostAlloc (state, completion pool): documented to synchronise
-  try {
-    PBM_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
-    if (external != nullptr) {
-      detail::check_device_buffer(external->header, header_bytes(capacity), device_, "mailbox header");
-      detail::check_device_buffer(external->payload, capacity * stride, device_, "mailbox payload");
-      header_ = external->header;
-      payload_ = external->payload;
-    } else {
-      PBM_CUDA_TRY(cudaMalloc(&header_, header_bytes(capacity)));
-      PBM_CUDA_TRY(cudaMalloc(&payload_, capacity * stride));
-    }
-    PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&priority_least_, &priority_greatest_));
-    state_.reset(new detail::MailboxState(name_, device_, capacity, stride));
-    ref_ = MailboxRef(header_, payload_, capacity, stride, initial_position);
-    pool_ = std::make_shared<detail::CompletionPool>(device_);
-
-    load_kernels();
-    cudaStream_t stream = nullptr;
-    PBM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    unsigned const blocks = static_cast<unsigned>(std::clamp<std::uint64_t>((capacity + 255) / 256, 1, 1024));
-    if (external == nullptr || external->initialize) detail::init_kernel<<<blocks, 256, 0, stream>>>(ref_);
-    cudaError_t launched = cudaGetLastError();
-    if (launched == cudaSuccess) {
-      detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, state_->snapshot_device);
-      launched = cudaGetLastError();
-    }
-    cudaError_t synced = cudaSuccess;
-    {
-      ExpectedSyncScope expected;  // construction is documented to synchronise
-      synced = cudaStreamSynchronize(stream);
-    }
-    PBM_CUDA_TRY_NOEXCEPT(cudaStreamDestroy(stream));
-    PBM_CUDA_TRY(launched);
-    PBM_CUDA_TRY(synced);
-    detail::register_mailbox(state_.get());
-  } catch (...) {
-    release();
-    throw;
+  // A throw below destroys the members made so far, which frees them (see the members in mailbox.hpp).
+  PBM_CUDA_TRY(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device_));
+  if (external != nullptr) {
+    detail::check_device_buffer(external->header, header_bytes(capacity), device_, "mailbox header");
+    detail::check_device_buffer(external->payload, capacity * stride, device_, "mailbox payload");
+    header_ = DeviceMemory(external->header, detail::DeviceMemoryDeleter{device_, false});
+    payload_ = DeviceMemory(external->payload, detail::DeviceMemoryDeleter{device_, false});
+  } else {
+    void* memory = nullptr;
+    PBM_CUDA_TRY(cudaMalloc(&memory, header_bytes(capacity)));
+    header_ = DeviceMemory(memory, detail::DeviceMemoryDeleter{device_, true});
+    memory = nullptr;
+    PBM_CUDA_TRY(cudaMalloc(&memory, capacity * stride));
+    payload_ = DeviceMemory(memory, detail::DeviceMemoryDeleter{device_, true});
   }
+  PBM_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&priority_least_, &priority_greatest_));
+  state_.reset(new detail::MailboxState(name_, device_, capacity, stride));
+  ref_ = MailboxRef(header_.get(), payload_.get(), capacity, stride, initial_position);
+  pool_ = std::make_shared<detail::CompletionPool>(device_);
+
+  load_kernels();
+  cudaStream_t stream = nullptr;
+  PBM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  unsigned const blocks = static_cast<unsigned>(std::clamp<std::uint64_t>((capacity + 255) / 256, 1, 1024));
+  if (external == nullptr || external->initialize) detail::init_kernel<<<blocks, 256, 0, stream>>>(ref_);
+  cudaError_t launched = cudaGetLastError();
+  if (launched == cudaSuccess) {
+    detail::snapshot_kernel<<<1, 1, 0, stream>>>(ref_, state_->snapshot_device);
+    launched = cudaGetLastError();
+  }
+  cudaError_t synced = cudaSuccess;
+  {
+    ExpectedSyncScope expected;  // construction is documented to synchronise
+    synced = cudaStreamSynchronize(stream);
+  }
+  PBM_CUDA_TRY_NOEXCEPT(cudaStreamDestroy(stream));
+  PBM_CUDA_TRY(launched);
+  PBM_CUDA_TRY(synced);
+  detail::register_mailbox(state_.get());
 }
 
-void Mailbox::release() noexcept {
-  if (header_ == nullptr && payload_ == nullptr && !state_ && !pool_) return;
-  ExpectedSyncScope expected_frees;  // cudaFree, cudaFreeHost: destruction is documented to synchronise
-  DeviceGuard* guard = nullptr;
-  try {
-    guard = new DeviceGuard(device_);
-  } catch (...) {
-  }
-  if (owns_memory_ && header_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(header_));
-  if (owns_memory_ && payload_ != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(payload_));
-  header_ = payload_ = nullptr;
-  state_.reset();  // out of the registry first (waits for a scrape reading it), then freed here
-  pool_.reset();  // handles still alive keep the pool (and their result slots) alive
-  ref_ = MailboxRef{};
-  delete guard;
-}
-
-Mailbox::~Mailbox() { release(); }
-
-Mailbox::Mailbox(Mailbox&& other) noexcept
-    : ref_(std::exchange(other.ref_, MailboxRef{})),
-      header_(std::exchange(other.header_, nullptr)),
-      payload_(std::exchange(other.payload_, nullptr)),
-      state_(std::move(other.state_)),
-      pool_(std::move(other.pool_)),
-      device_(other.device_),
-      multiprocessors_(other.multiprocessors_),
-      priority_least_(other.priority_least_),
-      priority_greatest_(other.priority_greatest_),
-      owns_memory_(other.owns_memory_),
-      name_(std::move(other.name_)) {}
-
-Mailbox& Mailbox::operator=(Mailbox&& other) noexcept {
-  if (this != &other) {
-    release();
-    ref_ = std::exchange(other.ref_, MailboxRef{});
-    header_ = std::exchange(other.header_, nullptr);
-    payload_ = std::exchange(other.payload_, nullptr);
-    state_ = std::move(other.state_);
-    pool_ = std::move(other.pool_);
-    device_ = other.device_;
-    multiprocessors_ = other.multiprocessors_;
-    priority_least_ = other.priority_least_;
-    priority_greatest_ = other.priority_greatest_;
-    owns_memory_ = other.owns_memory_;
-    name_ = std::move(other.name_);
-  }
-  return *this;
+void detail::DeviceMemoryDeleter::operator()(void* memory) const noexcept {
+  if (!owned) return;
+  FreeScope const scope(device);
+  PBM_CUDA_TRY_NOEXCEPT(cudaFree(memory));
 }
 
 void Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,

@@ -1,6 +1,7 @@
 // A mailbox's host-side state (mailbox_state.hpp): the stats snapshot in mapped host memory and
 // the call counters.
 #include "mailbox_state.hpp"
+#include "free_scope.hpp"
 
 #include <pbm/error.hpp>
 #include <pbm/stream.hpp>
@@ -24,7 +25,9 @@ MailboxState::MailboxState(std::string name_, int device_, std::uint64_t capacit
 }
 
 MailboxState::~MailboxState() {
-  if (snapshot_host != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(snapshot_host));
+  if (snapshot_host == nullptr) return;
+  FreeScope const scope(device);
+  PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(snapshot_host));
 }
 
 Stats MailboxState::stats() {

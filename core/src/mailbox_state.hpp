@@ -4,7 +4,8 @@
 // never frees pinned memory.
 #pragma once
 
-#include <pbm/detail/launch.hpp>
+#include "launch.hpp"
+
 #include <pbm/mailbox.hpp>
 
 #include <atomic>

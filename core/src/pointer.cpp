@@ -1,16 +1,67 @@
+// Pointer classification (pbm/pointer.hpp) and the checks on user pointers and streams
+// (pointer.hpp here).
 #include "pointer.hpp"
 
 #include <pbm/error.hpp>
+#include <pbm/pointer.hpp>
 
 #include <cuda.h>
+#include <dlfcn.h>
 
 #include <sstream>
+
+namespace pbm {
+
+namespace {
+using GetPointerAttributes = CUresult (*)(unsigned, CUpointer_attribute*, void**, CUdeviceptr);
+
+/// cuPointerGetAttributes from the driver the process already loaded (loading it if needed), never
+/// through the runtime: classify_pointer runs inside CUPTI callbacks. Null where libcuda is missing.
+GetPointerAttributes pointer_attributes_fn() noexcept {
+  static GetPointerAttributes const fn = [] {
+    void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+    if (driver == nullptr) driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    return driver != nullptr ? reinterpret_cast<GetPointerAttributes>(dlsym(driver, "cuPointerGetAttributes"))
+                             : GetPointerAttributes{nullptr};
+  }();
+  return fn;
+}
+}  // namespace
+
+PointerInfo classify_pointer(void const* ptr, bool with_device) noexcept {
+  PointerInfo info;
+  if (ptr == nullptr) return info;
+  GetPointerAttributes const get = pointer_attributes_fn();
+  if (get == nullptr) return info;
+  unsigned int memory_type = 0;  // CUmemorytype; 0 when not a CUDA pointer
+  unsigned int managed = 0;      // documented as a boolean; zeroed wider so any width reads right
+  int ordinal = -1;
+  CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                                 CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL};
+  void* data[] = {&memory_type, &managed, &ordinal};
+  if (get(with_device ? 3 : 2, attrs, data, reinterpret_cast<CUdeviceptr>(ptr)) != CUDA_SUCCESS) return info;
+  info.device = with_device ? ordinal : -1;
+  if (managed != 0) {
+    info.kind = MemoryKind::managed;
+    return info;
+  }
+  switch (memory_type) {
+    case 0: info.kind = MemoryKind::pageable; break;  // not a CUDA pointer: ordinary host memory
+    case CU_MEMORYTYPE_HOST: info.kind = MemoryKind::pinned; break;
+    case CU_MEMORYTYPE_DEVICE: info.kind = MemoryKind::device; break;
+    case CU_MEMORYTYPE_ARRAY: info.kind = MemoryKind::array; break;
+    case CU_MEMORYTYPE_UNIFIED: info.kind = MemoryKind::managed; break;
+    default: info.kind = MemoryKind::unknown; break;
+  }
+  return info;
+}
+
+}  // namespace pbm
 
 namespace pbm::detail {
 
 namespace {
 using GetAddressRange = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
-using GetPointerAttributes = CUresult (*)(unsigned, CUpointer_attribute*, void**, CUdeviceptr);
 
 void* driver_entry(char const* name) {
   void* p = nullptr;
@@ -28,20 +79,15 @@ GetAddressRange address_range_fn() {
   return fn;
 }
 
-GetPointerAttributes pointer_attributes_fn() {
-  static GetPointerAttributes const fn = reinterpret_cast<GetPointerAttributes>(driver_entry("cuPointerGetAttributes"));
-  return fn;
-}
-
 std::string hex(void const* p) {
   std::ostringstream os;
   os << p;
   return os.str();
 }
 
-/// Where a pointer lives. One driver call (cuPointerGetAttributes) on every push and pop, instead
-/// of cudaPointerGetAttributes' runtime call: the runtime layer (and CUPTI's callback dispatch on
-/// it, in count mode) is skipped. Falls back to the runtime call where the entry point is missing.
+/// Where a pointer lives. One driver call (classify_pointer) on every push and pop, instead of
+/// cudaPointerGetAttributes' runtime call: the runtime layer (and CUPTI's callback dispatch on
+/// it, in count mode) is skipped. Falls back to the runtime call where the driver cannot say.
 struct Location {
   bool cuda{false};     // allocated, mapped or registered with CUDA
   bool device{false};   // device memory (or managed)
@@ -51,21 +97,13 @@ struct Location {
 
 Location locate(void const* ptr, char const* what) {
   Location loc;
-  if (GetPointerAttributes const get = pointer_attributes_fn()) {
-    unsigned int memory_type = 0;  // CUmemorytype; 0 when not a CUDA pointer
-    unsigned int managed = 0;      // documented as a boolean; zeroed wider so any width reads right
-    int ordinal = -1;
-    CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED,
-                                   CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL};
-    void* data[] = {&memory_type, &managed, &ordinal};
-    CUresult const r = get(3, attrs, data, reinterpret_cast<CUdeviceptr>(ptr));
-    if (r == CUDA_SUCCESS) {
-      loc.cuda = memory_type != 0;
-      loc.managed = managed != 0;
-      loc.device = memory_type == CU_MEMORYTYPE_DEVICE || memory_type == CU_MEMORYTYPE_UNIFIED || loc.managed;
-      loc.ordinal = ordinal;
-      return loc;
-    }
+  PointerInfo const info = classify_pointer(ptr, /*with_device=*/true);
+  if (info.kind != MemoryKind::unknown) {
+    loc.cuda = info.kind != MemoryKind::pageable;
+    loc.managed = info.kind == MemoryKind::managed;
+    loc.device = info.kind == MemoryKind::device || loc.managed;
+    loc.ordinal = info.device;
+    return loc;
   }
   cudaPointerAttributes attr{};
   cudaError_t const err = cudaPointerGetAttributes(&attr, ptr);

@@ -122,10 +122,4 @@ std::vector<MailboxInfo> retired_mailboxes() {
   return detail::retired();
 }
 
-StreamClass classify_stream(cudaStream_t stream) {
-  int priority = 0;
-  PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
-  return stream_class_for(priority, priority_range());
-}
-
 }  // namespace pbm

@@ -21,6 +21,12 @@ PriorityRange priority_range(int device) {
   return r;
 }
 
+StreamClass classify_stream(cudaStream_t stream) {
+  int priority = 0;
+  PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
+  return stream_class_for(priority, priority_range());
+}
+
 Stream::Stream(StreamClass cls, int device) : class_(cls), device_(device < 0 ? current_device() : device) {
   int count = 0;
   PBM_CUDA_TRY(cudaGetDeviceCount(&count));

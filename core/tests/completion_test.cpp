@@ -1,7 +1,8 @@
 // The completion pool's bookkeeping, without a GPU: completions over host memory, launches and
 // event records replaced by functions returning a status. A completion whose kernel may still
 // write its result slot and launch cell must never be handed to another launch.
-#include <pbm/detail/completion.hpp>
+#include "completion.hpp"  // core/src: private to pbm::core
+
 #include <pbm/error.hpp>
 
 #include <gtest/gtest.h>

@@ -2,13 +2,20 @@
 // the bad value, CUDA failures become typed exceptions with the error's name and file:line.
 #include <pbm/error.hpp>
 #include <pbm/mailbox.hpp>
+#include <pbm/pointer.hpp>
 #include <pbm/stream.hpp>
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <type_traits>
 
 namespace {
+
+// Move-only, and moves never throw (the vector of mailboxes a user keeps relies on it).
+static_assert(std::is_nothrow_move_constructible_v<pbm::Mailbox>);
+static_assert(std::is_nothrow_move_assignable_v<pbm::Mailbox>);
+static_assert(!std::is_copy_constructible_v<pbm::Mailbox> && !std::is_copy_assignable_v<pbm::Mailbox>);
 
 std::string message_of(std::uint64_t capacity, std::uint32_t stride) {
   try {
@@ -132,4 +139,13 @@ TEST(HostApi, StreamClassComesFromThePriorityAndTheDeviceRange) {
   EXPECT_EQ(pbm::stream_class_for(-2, hopper), pbm::StreamClass::peripheral);  // between: not the focus priority
   constexpr pbm::PriorityRange flat{0, 0};  // a device without priorities: nothing is focus
   EXPECT_EQ(pbm::stream_class_for(0, flat), pbm::StreamClass::peripheral);
+}
+
+TEST(HostApi, ClassifyPointerOfNullIsUnknownAndNeverThrows) {
+  pbm::PointerInfo const info = pbm::classify_pointer(nullptr, true);
+  EXPECT_EQ(info.kind, pbm::MemoryKind::unknown);
+  EXPECT_EQ(info.device, -1);
+  int on_the_stack = 0;  // pageable where a driver is loaded, unknown where there is none
+  pbm::MemoryKind const kind = pbm::classify_pointer(&on_the_stack).kind;
+  EXPECT_TRUE(kind == pbm::MemoryKind::pageable || kind == pbm::MemoryKind::unknown) << static_cast<int>(kind);
 }

@@ -1,7 +1,7 @@
 #include "adopted.hpp"
 
-#include <pbm/detail/layout.hpp>
 #include <pbm/error.hpp>
+#include <pbm/layout.hpp>
 
 #include <c10/core/Storage.h>
 #include <c10/util/intrusive_ptr.h>

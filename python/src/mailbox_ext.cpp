@@ -8,9 +8,9 @@
 #include "adopted.hpp"
 #include "bindings.hpp"
 
-#include <pbm/detail/layout.hpp>
 #include <pbm/error.hpp>
 #include <pbm/expected.hpp>
+#include <pbm/layout.hpp>
 #include <pbm/registry.hpp>
 #include <pbm/stream.hpp>
 

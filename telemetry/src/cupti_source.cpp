@@ -11,6 +11,7 @@
 #include "source.hpp"
 #include "thread_state.hpp"
 
+#include <pbm/pointer.hpp>
 #include <pbm/telemetry/counters.hpp>
 
 #include <cupti.h>  // also brings the runtime/driver parameter structs (generated_*_meta.h)
@@ -53,39 +54,18 @@ bool activity_kind_wanted(CUpti_ActivityKind kind, Settings const& settings) {
   return list.find(name) != std::string::npos;
 }
 
-using PointerAttributesFn = CUresult (*)(unsigned, CUpointer_attribute*, void**, CUdeviceptr);
-
-/// cuPointerGetAttributes from the driver the process already loaded (never the runtime: this runs
-/// inside CUPTI callbacks). Null where libcuda is missing.
-PointerAttributesFn pointer_attributes() noexcept {
-  static PointerAttributesFn const fn = [] {
-    void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
-    if (driver == nullptr) driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
-    return driver != nullptr ? reinterpret_cast<PointerAttributesFn>(dlsym(driver, "cuPointerGetAttributes"))
-                             : PointerAttributesFn{nullptr};
-  }();
-  return fn;
-}
-
-/// Pageable (not known to CUDA), pinned (page-locked or registered host memory), device or managed.
+/// Pageable (not known to CUDA), pinned (page-locked or registered host memory), device or managed:
+/// core's classifier (pbm/pointer.hpp; one driver call, no runtime call), in the event model's terms.
 MemoryKind memory_kind_of(void const* ptr) {
-  if (ptr == nullptr) return MemoryKind::unknown;
-  PointerAttributesFn const get = pointer_attributes();
-  if (get == nullptr) return MemoryKind::unknown;
-  unsigned int memory_type = 0;
-  unsigned int managed = 0;
-  CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED};
-  void* data[] = {&memory_type, &managed};
-  if (get(2, attrs, data, reinterpret_cast<CUdeviceptr>(ptr)) != CUDA_SUCCESS) return MemoryKind::unknown;
-  if (managed != 0) return MemoryKind::managed;
-  switch (memory_type) {
-    case 0: return MemoryKind::pageable;  // not a CUDA pointer: ordinary host memory
-    case CU_MEMORYTYPE_HOST: return MemoryKind::pinned;
-    case CU_MEMORYTYPE_DEVICE: return MemoryKind::device;
-    case CU_MEMORYTYPE_ARRAY: return MemoryKind::array;
-    case CU_MEMORYTYPE_UNIFIED: return MemoryKind::managed;
-    default: return MemoryKind::unknown;
+  switch (pbm::classify_pointer(ptr).kind) {
+    case pbm::MemoryKind::pageable: return MemoryKind::pageable;
+    case pbm::MemoryKind::pinned: return MemoryKind::pinned;
+    case pbm::MemoryKind::device: return MemoryKind::device;
+    case pbm::MemoryKind::managed: return MemoryKind::managed;
+    case pbm::MemoryKind::array: return MemoryKind::array;
+    case pbm::MemoryKind::unknown: return MemoryKind::unknown;
   }
+  return MemoryKind::unknown;
 }
 
 // The loaded libcupti; set by attach() before anything below can run (callbacks come only after it).

@@ -33,6 +33,13 @@ struct MailboxState;
 struct MailboxStateDeleter {
   void operator()(MailboxState* state) const noexcept;
 };
+/// Frees device memory a mailbox allocated (cudaFree: synchronises, marked as pbm's own expected
+/// wait) with its device current; leaves memory it adopted (owned == false) alone. Never throws.
+struct DeviceMemoryDeleter {
+  int device = -1;
+  bool owned = true;
+  void operator()(void* memory) const noexcept;
+};
 }  // namespace detail
 
 /// Counters and positions of a mailbox, from the stats snapshot in mapped host memory.
@@ -114,6 +121,8 @@ class OpHandle {
 using PopHandle = OpHandle;
 using PushHandle = OpHandle;
 
+/// Owning and move-only. Destruction frees the device memory (cudaFree waits for the device) and
+/// never throws; a moved-from mailbox owns nothing and refuses use (std::invalid_argument).
 class Mailbox {
  public:
   /// Allocates and initialises a mailbox of `capacity_records` records of `record_stride` bytes
@@ -122,15 +131,10 @@ class Mailbox {
   /// Synchronises: allocation and initialisation finish before it returns.
   Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device = -1,
           std::string name = "mailbox");
-  /// Frees the device memory (cudaFree waits for the device). Never throws.
-  ~Mailbox();
-  Mailbox(Mailbox&&) noexcept;
-  Mailbox& operator=(Mailbox&&) noexcept;
-  Mailbox(Mailbox const&) = delete;
-  Mailbox& operator=(Mailbox const&) = delete;
 
-  /// The device handle for kernels (pbm/device.cuh). Valid while the mailbox lives.
-  MailboxRef ref() const noexcept { return ref_; }
+  /// The device handle for kernels (pbm/device.cuh). Valid while the mailbox lives; empty once
+  /// moved from.
+  MailboxRef ref() const noexcept { return header_ != nullptr ? ref_ : MailboxRef{}; }
 
   /// Pushes n records (n × stride bytes of device memory at `records`, on this device, 4-byte
   /// aligned) in order with one reservation; what does not fit is dropped and counted.
@@ -162,8 +166,8 @@ class Mailbox {
   /// Launches a one-thread kernel on `stream` that refreshes the stats snapshot. Does not synchronise.
   void refresh_stats(cudaStream_t stream);
 
-  std::uint64_t capacity() const noexcept { return ref_.capacity(); }
-  std::uint32_t stride() const noexcept { return ref_.stride(); }
+  std::uint64_t capacity() const noexcept { return ref().capacity(); }
+  std::uint32_t stride() const noexcept { return ref().stride(); }
   int device() const noexcept { return device_; }
   std::string const& name() const noexcept { return name_; }
 
@@ -183,7 +187,7 @@ class Mailbox {
                        int device, std::string name, bool initialize);
 
   /// True when the mailbox allocated (and will free) its memory; false for adopt().
-  bool owns_memory() const noexcept { return owns_memory_; }
+  bool owns_memory() const noexcept { return header_.get_deleter().owned; }
 
  private:
   struct External {
@@ -193,21 +197,25 @@ class Mailbox {
   };
   Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device, std::string name,
           std::uint64_t initial_position, External const* external);
-  void release() noexcept;
   void check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream, char const* what) const;
   StreamClass stream_class_of(cudaStream_t stream) const;
   void check_device_count(unsigned long long const* device_count) const;
 
-  MailboxRef ref_{};
-  void* header_ = nullptr;
-  void* payload_ = nullptr;
-  std::unique_ptr<detail::MailboxState, detail::MailboxStateDeleter> state_;  // snapshot, counters; listed in the registry
+  using DeviceMemory = std::unique_ptr<void, detail::DeviceMemoryDeleter>;
+
+  MailboxRef ref_{};  // over header_ and payload_; meaningful while header_ is set
+  // Members are destroyed last to first: the header and payload are freed, then the state leaves
+  // the registry (a scrape reading it finishes first) and its pinned snapshot is freed, then the
+  // pool is let go (handles still alive keep it, and their result slots). Each deleter makes the
+  // mailbox's device current and marks its frees as pbm's own expected waits.
   std::shared_ptr<detail::CompletionPool> pool_;
+  std::unique_ptr<detail::MailboxState, detail::MailboxStateDeleter> state_;  // snapshot, counters; listed in the registry
+  DeviceMemory payload_;
+  DeviceMemory header_;
   int device_ = -1;
   int multiprocessors_ = 1;
   int priority_least_ = 0;
   int priority_greatest_ = 0;
-  bool owns_memory_ = true;
   std::string name_;
 };
 

@@ -1,9 +1,11 @@
 // MailboxRef: a trivially copyable, non-owning handle to a mailbox, passed to kernels by value.
 // Host and device code may hold it; only device code (pbm/device.cuh) or the ring algorithm may
-// use the memory it points to.
+// use the memory it points to. Plain data: including it compiles none of the ring algorithm.
 #pragma once
 
-#include <pbm/detail/ring.cuh>
+#include <pbm/detail/config.hpp>
+#include <pbm/detail/ring_view.hpp>
+#include <pbm/layout.hpp>
 
 #include <cstdint>
 #include <type_traits>

@@ -38,8 +38,4 @@ std::vector<MailboxInfo> mailboxes();
 /// uniquely stays bounded.
 std::vector<MailboxInfo> retired_mailboxes();
 
-/// The class of a stream by its priority: the device's greatest priority is focus, anything else
-/// peripheral. One cudaStreamGetPriority call; no synchronisation.
-StreamClass classify_stream(cudaStream_t stream);
-
 }  // namespace pbm

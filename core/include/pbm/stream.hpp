@@ -33,6 +33,11 @@ constexpr StreamClass stream_class_for(int priority, PriorityRange range) noexce
   return range.greatest != range.least && priority == range.greatest ? StreamClass::focus : StreamClass::peripheral;
 }
 
+/// The class of a stream by its priority: the current device's greatest priority is focus,
+/// anything else peripheral. Runtime queries only (the stream's priority, the device's range);
+/// does not synchronise.
+StreamClass classify_stream(cudaStream_t stream);
+
 /// An owning, move-only non-blocking CUDA stream of a priority class, on one device.
 class Stream {
  public:

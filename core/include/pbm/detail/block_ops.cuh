@@ -65,9 +65,8 @@ inline constexpr unsigned kClaimPerThread = 16;
 /// round, all of a round's loads in flight before any is tested, and one __syncthreads_or per round
 /// says whether any thread saw a gap. Callers that read the records afterwards need a
 /// __threadfence() (each thread, after this call) and a barrier: that orders every thread's
-/// payload reads after the commits the scanning threads saw. (A pop that tested each word before
-/// loading the next, one block scanning for the whole launch, ran at 41-49 GB/s on an H100 for
-/// 64 MiB of 64-byte records, against 1.4 TB/s for a device-to-device copy.)
+/// payload reads after the commits the scanning threads saw. Why the loads are batched:
+/// BENCHMARKS.md, "Why the missed goals are missed", figure 4.
 __device__ inline uint64_t block_first_gap(RingView v, uint64_t from, uint64_t lo, uint64_t hi) {
   __shared__ unsigned long long s_gap;
   unsigned const t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);

@@ -28,7 +28,8 @@
 #pragma once
 
 #include <pbm/detail/config.hpp>
-#include <pbm/detail/layout.hpp>
+#include <pbm/detail/ring_view.hpp>
+#include <pbm/layout.hpp>
 
 #include <cuda/atomic>
 #include <cuda/std/cstdint>
@@ -75,24 +76,9 @@ PBM_HD inline uint64_t now_ns() noexcept {
 #endif
 }
 
-/// A view of one mailbox's memory: everything the algorithm touches. Trivially copyable.
-struct RingView {
-  RingHeader* header;
-  uint64_t* seq;          // capacity sequence words, right after the header
-  unsigned char* payload; // capacity * stride bytes
-  uint64_t capacity;
-  uint32_t stride;
-  uint64_t origin;  // the header's initial_position: slots are counted from it
-
-  /// Slot of a position. Counted from the origin so that a capacity that is not a power of two
-  /// still maps p and p + capacity to one slot when positions wrap past 2^64.
-  PBM_HD uint64_t slot_of(uint64_t position) const noexcept { return (position - origin) % capacity; }
-  PBM_HD unsigned char* record(uint64_t slot) const noexcept { return payload + slot * stride; }
-};
-
-/// Initialises a header in (host-accessible) memory: positions start at v.origin.
-/// Not thread-safe; nothing may use the ring concurrently.
-PBM_HD inline void initialize(RingView v) noexcept {
+/// Writes an empty header (every byte: padding zeroed too): positions start at v.origin, every
+/// slot free. Plain stores, by one thread; nothing may use the ring concurrently.
+PBM_HD inline void initialize_header(RingView v) noexcept {
   uint64_t const initial_position = v.origin;
   RingHeader& h = *v.header;
   unsigned char* bytes = reinterpret_cast<unsigned char*>(&h);
@@ -106,8 +92,21 @@ PBM_HD inline void initialize(RingView v) noexcept {
   h.free_slots = static_cast<int64_t>(v.capacity);
   h.consume = initial_position;
   h.release = initial_position;
-  // Slot i first holds position initial + i' (i' = first position mapping to slot i): "free".
-  for (uint64_t p = initial_position, i = 0; i < v.capacity; ++i, ++p) v.seq[v.slot_of(p)] = p;
+}
+
+/// Marks the slot of the i-th position from the origin (i < capacity) free: its sequence word holds
+/// that position, one short of the value a commit of it stores. Plain store; slots are independent.
+PBM_HD inline void initialize_slot(RingView v, uint64_t i) noexcept {
+  uint64_t const p = v.origin + i;
+  v.seq[v.slot_of(p)] = p;
+}
+
+/// Initialises a mailbox in (host-accessible) memory: the header and every slot.
+/// Not thread-safe; nothing may use the ring concurrently. (init_kernel does the same on the device,
+/// its slots spread over the grid.)
+PBM_HD inline void initialize(RingView v) noexcept {
+  initialize_header(v);
+  for (uint64_t i = 0; i < v.capacity; ++i) initialize_slot(v, i);
 }
 
 /// The header fields validate() checks, read together (plain loads with no test between them, so a
@@ -151,9 +150,8 @@ inline constexpr uint64_t kMaxRequest = uint64_t{1} << 62;
 
 /// Takes up to n slots from free_slots; returns how many (0..min(n, capacity)).
 /// Plenty of room: one fetch_sub (what overshoots is given back). Little room: a CAS loop that
-/// never drives the count below zero, so producers hammering a full mailbox only read it. (With
-/// fetch_sub-and-give-back alone, thousands of failing producers keep the count transiently
-/// negative and starve everyone: seen on an H100 with 12k threads.)
+/// never drives the count below zero, so producers hammering a full mailbox only read it and do not
+/// starve each other (docs/RELIABILITY.md, "The mailbox under load").
 PBM_HD inline uint64_t take_slots(RingView v, uint64_t n) noexcept {
   atomic_ref<int64_t> free_slots(v.header->free_slots);
   uint64_t const most = v.capacity < kMaxRequest ? v.capacity : kMaxRequest;

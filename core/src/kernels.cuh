@@ -3,10 +3,13 @@
 // reservation. A pop: one block does everything, or each block scans and copies its share and the
 // last one claims (pop_kernel). The last block to finish publishes the result (and releases a pop's
 // slots), in the same launch.
+// Private to pbm::core and included by mailbox.cu alone: the kernels are not inline, so a second
+// translation unit including this header would define them twice.
 #pragma once
 
+#include "launch.hpp"
+
 #include <pbm/detail/block_ops.cuh>
-#include <pbm/detail/launch.hpp>
 #include <pbm/mailbox_ref.cuh>
 
 namespace pbm::detail {
@@ -257,31 +260,14 @@ __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long lon
   if (threadIdx.x == 0) finish_launch(v, target, release_pop(v, base, k, max, 0));
 }
 
-/// Initialises a mailbox header and its slot words (grid-stride), positions starting at initial.
+/// Initialises a mailbox as ring.cuh's initialize() does, positions starting at the ref's origin:
+/// thread 0 writes the header, the slot words are spread over the grid (grid-stride).
 __global__ void init_kernel(MailboxRef ref) {
   RingView const v = ref.view();
-  unsigned long long const initial = v.origin;
   unsigned long long const tid = blockIdx.x * static_cast<unsigned long long>(blockDim.x) + threadIdx.x;
   unsigned long long const nthreads = gridDim.x * static_cast<unsigned long long>(blockDim.x);
-  if (tid == 0) {
-    RingHeader& h = *v.header;
-    h.magic = kMagic;
-    h.version = kLayoutVersion;
-    h.stride = v.stride;
-    h.reserved0 = 0;
-    h.capacity = v.capacity;
-    h.initial_position = initial;
-    h.reserve = initial;
-    h.free_slots = static_cast<long long>(v.capacity);
-    h.dropped = 0;
-    h.consume = initial;
-    h.release = initial;
-    h.pop_calls = 0;
-  }
-  for (unsigned long long i = tid; i < v.capacity; i += nthreads) {
-    unsigned long long const p = initial + i;
-    v.seq[v.slot_of(p)] = p;
-  }
+  if (tid == 0) initialize_header(v);
+  for (unsigned long long i = tid; i < v.capacity; i += nthreads) initialize_slot(v, i);
 }
 
 /// Writes the stats snapshot (and validates the header) without touching the ring.

@@ -40,7 +40,7 @@ struct alignas(128) RingHeader {
   std::uint8_t pad1[128 - 8];
   // line 2: producers' slot count (every reservation: a load and a fetch_sub; consumers give slots
   // back here) and drops (rarely). Apart from `reserve` so that the two atomics of a reservation
-  // go to different lines (layout 1 had them on one line).
+  // go to different lines (why: BENCHMARKS.md, "Why the missed goals are missed", figure 3).
   std::int64_t free_slots;
   std::uint64_t dropped;
   std::uint8_t pad2[128 - 16];

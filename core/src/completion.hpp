@@ -4,7 +4,8 @@
 // Thread-safety: acquire/release are internally synchronised.
 #pragma once
 
-#include <pbm/detail/launch.hpp>
+#include "launch.hpp"
+
 #include <pbm/error.hpp>
 
 #include <cuda_runtime_api.h>
