@@ -222,7 +222,9 @@ std::vector<CounterSample> Counters::snapshot() const {
     for (CounterSample& s : out) s.labels["rank"] = rank;
   }
   // Per-mailbox series: mapped host memory and host counters only (no CUDA call).
-  std::vector<CounterSample> mailboxes = mailbox_samples(pbm::mailboxes(), rank);
+  std::vector<MailboxInfo> all = pbm::mailboxes();
+  for (MailboxInfo& m : pbm::retired_mailboxes()) all.push_back(std::move(m));  // their counts stay
+  std::vector<CounterSample> mailboxes = mailbox_samples(all, rank);
   out.insert(out.end(), std::make_move_iterator(mailboxes.begin()), std::make_move_iterator(mailboxes.end()));
   return out;
 }

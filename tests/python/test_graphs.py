@@ -89,7 +89,6 @@ def test_a_sync_during_capture_is_reported_with_its_python_line(telemetry_attach
     assert result["found"][0]["api"] in ("cudaStreamSynchronize", "cudaMemcpyAsync"), result["found"]
     if pbm.ext.HAVE_PYTHON_STACKS:
         assert "CAPTURE-LINE" in result["found"][0]["stack"], result["found"][0]["stack"]
-    assert "sync_in_capture" in run.stderr, "said on stderr even in count mode"
 
 
 def test_compiled_reduce_overhead_replays_stay_clean_under_forbid_sync(telemetry_attached):
