@@ -1,6 +1,8 @@
 // Host backtraces: raw capture at the API call, symbolisation only for reports.
 #include "scope.hpp"
 
+#include "fnv.hpp"
+
 #include <cstdlib>
 #include <cxxabi.h>
 #include <execinfo.h>
@@ -55,16 +57,9 @@ std::vector<std::string> Backtrace::symbolise() const {
 }
 
 std::uint64_t Backtrace::site_hash() const noexcept {
-  // FNV-1a over the return addresses: the same call site gives the same chain of callers.
-  std::uint64_t h = 1469598103934665603ull;
-  for (int i = 0; i < depth; ++i) {
-    auto v = reinterpret_cast<std::uintptr_t>(frames[static_cast<std::size_t>(i)]);
-    for (int b = 0; b < 8; ++b) {
-      h ^= (v >> (8 * b)) & 0xffu;
-      h *= 1099511628211ull;
-    }
-  }
-  return h;
+  // Over the return addresses' bytes: the same call site gives the same chain of callers.
+  return fnv1a(std::string_view(reinterpret_cast<char const*>(frames.data()),
+                                static_cast<std::size_t>(depth) * sizeof(void*)));
 }
 
 }  // namespace pbm::telemetry::detail

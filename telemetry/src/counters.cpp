@@ -2,6 +2,7 @@
 #include <pbm/telemetry/counters.hpp>
 #include <pbm/telemetry/mailbox_metrics.hpp>
 
+#include "fnv.hpp"
 #include "sample_set.hpp"
 
 #include <algorithm>
@@ -11,14 +12,7 @@
 namespace pbm::telemetry {
 namespace {
 
-std::uint64_t hash_name(std::string_view s) noexcept {
-  std::uint64_t h = 1469598103934665603ull;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+using detail::fnv1a;
 
 constexpr std::size_t kMaxRangeCap = 4096;
 
@@ -53,7 +47,7 @@ RangeLabels::~RangeLabels() = default;
 std::size_t RangeLabels::find(std::string_view name) const noexcept {
   if (name.empty()) return kNone;
   name = bounded_range_name(name);
-  std::uint64_t const h = hash_name(name);
+  std::uint64_t const h = fnv1a(name);
   std::size_t const used = std::min(used_.load(std::memory_order_acquire), cap_);
   for (std::size_t i = 0; i < used; ++i) {
     Slot const& s = slots_[i];
@@ -75,7 +69,7 @@ std::size_t RangeLabels::index(std::string_view name) noexcept {
   } catch (...) {
     return other();  // slot stays unpublished; counted under "other"
   }
-  s.hash = hash_name(name);
+  s.hash = fnv1a(name);
   s.ready.store(true, std::memory_order_release);
   return claimed + 1;
 }

@@ -2,6 +2,7 @@
 #include "engine.hpp"
 
 #include "classify.hpp"
+#include "fnv.hpp"
 #include "thread_state.hpp"
 
 #include <cstdio>
@@ -17,11 +18,8 @@ std::string_view innermost(RangeStack const& ranges) noexcept {
 }
 
 std::uint64_t fallback_site(Violation const& v) noexcept {
-  std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](std::string_view s) {
-    for (char c : s) { h ^= static_cast<unsigned char>(c); h *= 1099511628211ull; }
-    h ^= 0xff; h *= 1099511628211ull;
-  };
+  std::uint64_t h = kFnvOffset;
+  auto mix = [&h](std::string_view s) { h = fnv1a("\xff", fnv1a(s, h)); };  // 0xff ends each field
   mix(to_string(v.rule));
   mix(v.api);
   for (Range const& r : v.ranges) { mix(r.domain); mix(r.name); }
@@ -193,19 +191,33 @@ void Engine::judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site)
   counters_->add_sync(ev.api, verdict.expected, innermost(ev.ranges));
   observers_.each([&](Observer& o) { o.on_sync(ev, verdict.expected); });
   if (verdict.expected) return;
-  counters_->add_violation(verdict.rule);
-  Violation v;
-  v.rule = verdict.rule;
-  v.mode = ctx.mode;
-  v.api = ev.api_name.empty() ? ctx.api : ev.api_name;
-  v.thread = ev.thread;
-  v.ranges = ev.ranges;
+  Violation v = violation(verdict.rule, ctx, ev.api_name.empty() ? ctx.api : ev.api_name, ev.thread, ev.ranges,
+                          at_call_site);
   v.sync = std::move(ev);
-  v.at_call_site = at_call_site;
   Backtrace bt;
   bool const want_bt = at_call_site && (ctx.mode >= Mode::warn || ctx.guard);
   if (want_bt) bt = Backtrace::capture();
   report(std::move(v), ctx, want_bt ? &bt : nullptr);
+}
+
+CallContext const& Engine::attributed(CallContext const* ctx, CallContext& fallback) noexcept {
+  if (ctx != nullptr) return *ctx;
+  counters_->health().unattributed_records.fetch_add(1, std::memory_order_relaxed);
+  fallback.mode = get_mode();
+  return fallback;
+}
+
+Violation Engine::violation(Rule rule, CallContext const& ctx, std::string api, std::uint32_t thread,
+                            RangeStack const& ranges, bool at_call_site) {
+  counters_->add_violation(rule);
+  Violation v;
+  v.rule = rule;
+  v.mode = ctx.mode;
+  v.api = std::move(api);
+  v.thread = thread;
+  v.ranges = ranges;
+  v.at_call_site = at_call_site;
+  return v;
 }
 
 void Engine::report(Violation v, CallContext const& ctx, Backtrace const* bt) {
@@ -248,11 +260,7 @@ void Engine::on_memcpy(MemcpyEvent ev, bool at_call_site) {
   if (ev.runtime_correlation != 0) ctx = find(key(true, ev.runtime_correlation));
   if (!ctx && ev.correlation != 0) ctx = find(key(false, ev.correlation));
   CallContext fallback;
-  if (!ctx) {
-    counters_->health().unattributed_records.fetch_add(1, std::memory_order_relaxed);
-    fallback.mode = get_mode();
-  }
-  CallContext const& c = ctx ? *ctx : fallback;
+  CallContext const& c = attributed(ctx.get(), fallback);
   if (c.mode == Mode::off) return;
   ev.thread = c.thread;
   ev.ranges = c.ranges;
@@ -262,15 +270,8 @@ void Engine::on_memcpy(MemcpyEvent ev, bool at_call_site) {
                         innermost(ev.ranges), ev.bytes);
   observers_.each([&](Observer& o) { o.on_memcpy(ev, verdict.expected); });
   if (verdict.expected) return;
-  counters_->add_violation(verdict.rule);
-  Violation v;
-  v.rule = verdict.rule;
-  v.mode = c.mode;
+  Violation v = violation(verdict.rule, c, c.api, ev.thread, ev.ranges, at_call_site);
   v.is_memcpy = true;
-  v.at_call_site = at_call_site;
-  v.api = c.api;
-  v.thread = ev.thread;
-  v.ranges = ev.ranges;
   v.memcpy = std::move(ev);
   report(std::move(v), c, c.backtrace.depth > 0 ? &c.backtrace : nullptr);
 }
@@ -288,11 +289,7 @@ void Engine::on_sync(SyncEvent ev) {
   if (!ctx) ctx = find(key(false, ev.correlation));
   if (ctx && ctx->sync_judged) return;  // judged at the API callback, where the scope was known
   CallContext fallback;
-  if (!ctx) {
-    counters_->health().unattributed_records.fetch_add(1, std::memory_order_relaxed);
-    fallback.mode = get_mode();
-  }
-  CallContext const& c = ctx ? *ctx : fallback;
+  CallContext const& c = attributed(ctx.get(), fallback);
   if (c.mode == Mode::off) return;
   ev.thread = c.thread;
   ev.ranges = c.ranges;

@@ -139,6 +139,12 @@ class Engine {
   void remember(std::uint64_t k, std::shared_ptr<CallContext> ctx);
   std::shared_ptr<CallContext> find(std::uint64_t k) const;
   void judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site);
+  /// The call a record belongs to; `fallback` (process mode, no ranges) for a record with none,
+  /// counted as unattributed.
+  CallContext const& attributed(CallContext const* ctx, CallContext& fallback) noexcept;
+  /// A violation of `rule` with what every report carries, counted; the caller adds the event.
+  Violation violation(Rule rule, CallContext const& ctx, std::string api, std::uint32_t thread,
+                      RangeStack const& ranges, bool at_call_site);
   void report(Violation v, CallContext const& ctx, Backtrace const* bt);
 
   std::unique_ptr<Counters> const counters_;
