@@ -19,9 +19,9 @@
 #include <vector>
 
 #if PBM_EXAMPLE_EXPORTERS
+#include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/prometheus.hpp>
 #include <pbm/exporters/samples.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
 #endif
 
 struct Tile {              // 64-byte record
@@ -157,7 +157,7 @@ int run_on_host(std::uint32_t tiles, int linger) {
   // Shared with the metrics source, which lives until exit (the JSON report is written then).
   auto box = std::make_shared<HostMailbox>(capacity);
 #if PBM_EXAMPLE_EXPORTERS
-  pbm::exporters::add_source([box] { return pbm::telemetry::mailbox_samples({box->info()}, pbm::telemetry::rank_from_env()); });
+  pbm::exporters::add_source([box] { return pbm::exporters::mailbox_samples({box->info()}); });
 #endif
   pbm::detail::RingView const ring = box->ring;
   auto producer = [&](std::uint32_t cls) {

@@ -9,6 +9,11 @@ import json
 import pathlib
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import metric_table  # noqa: E402  (the series pbm defines: telemetry's metric_table.hpp)
+
+METRICS = metric_table.load()
+
 UID = "pbm-overview"
 TITLE = "pbm: mailboxes and GPU copy/sync telemetry"
 # Every query selects one job, instance and rank set; the linter tests require these matchers.
@@ -26,11 +31,14 @@ BLOCKING_COPY = 'api="memcpy_blocking"'
 
 def rate(metric, extra=""):
     """rate() of a counter over Grafana's $__rate_interval, with the dashboard selector."""
+    metric_table.require(metric, "counter", METRICS)
     sel = SEL + (", " + extra if extra else "")
     return f"rate({metric}{{{sel}}}[$__rate_interval])"
 
 
 def gauge(metric, extra=""):
+    """A gauge of the metric table, with the dashboard selector."""
+    metric_table.require(metric, "gauge", METRICS)
     sel = SEL + (", " + extra if extra else "")
     return f"{metric}{{{sel}}}"
 

@@ -7,6 +7,7 @@
 #include "saturating.hpp"
 
 #include <pbm/registry.hpp>
+#include <pbm/telemetry/metric_table.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #include <nlohmann/json.hpp>
@@ -116,22 +117,23 @@ std::string json_report() {
                          {"reason", st.reason}};
 
   std::vector<MetricFamily> const families = collect();
-  auto find = [&families](char const* name) -> MetricFamily const* {
+  auto find = [&families](telemetry::MetricId id) -> MetricFamily const* {
     for (MetricFamily const& f : families)
-      if (f.name == name) return &f;
+      if (f.name == telemetry::metric(id).name) return &f;
     return nullptr;
   };
+  using telemetry::MetricId;
   report["totals"] = {
-      {"memcpy_unexpected", sum(find("pbm_memcpy_total"), "expected", "false")},
-      {"memcpy_expected", sum(find("pbm_memcpy_total"), "expected", "true")},
-      {"memcpy_bytes_unexpected", sum(find("pbm_memcpy_bytes_total"), "expected", "false")},
-      {"sync_unexpected", sum(find("pbm_sync_total"), "expected", "false")},
-      {"sync_expected", sum(find("pbm_sync_total"), "expected", "true")},
-      {"violations", sum(find("pbm_violations_total"))},
-      {"push_records", sum(find("pbm_push_records_total"))},
-      {"pop_records", sum(find("pbm_pop_records_total"))},
-      {"dropped_records", sum(find("pbm_dropped_records_total"))},
-      {"telemetry_dropped_records", sum(find("pbm_telemetry_dropped_records_total"))},
+      {"memcpy_unexpected", sum(find(MetricId::memcpy_total), "expected", "false")},
+      {"memcpy_expected", sum(find(MetricId::memcpy_total), "expected", "true")},
+      {"memcpy_bytes_unexpected", sum(find(MetricId::memcpy_bytes), "expected", "false")},
+      {"sync_unexpected", sum(find(MetricId::sync_total), "expected", "false")},
+      {"sync_expected", sum(find(MetricId::sync_total), "expected", "true")},
+      {"violations", sum(find(MetricId::violations))},
+      {"push_records", sum(find(MetricId::push_records))},
+      {"pop_records", sum(find(MetricId::pop_records))},
+      {"dropped_records", sum(find(MetricId::dropped_records))},
+      {"telemetry_dropped_records", sum(find(MetricId::telemetry_dropped_records))},
   };
 
   ordered_json metrics = ordered_json::object();

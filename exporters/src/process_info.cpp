@@ -1,7 +1,7 @@
 // Who is reporting: pid, argv[0], host and rank.
 #include <pbm/exporters/json_report.hpp>
 
-#include <pbm/telemetry/mailbox_metrics.hpp>
+#include <pbm/telemetry/telemetry.hpp>
 
 #include <cstdlib>
 #include <fstream>

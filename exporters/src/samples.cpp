@@ -5,8 +5,10 @@
 #include "log.hpp"
 #include "saturating.hpp"
 
+#include <pbm/exporters/mailbox_metrics.hpp>
+#include <pbm/registry.hpp>
 #include <pbm/telemetry/events.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
+#include <pbm/telemetry/metric_table.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #include <cstdint>
@@ -30,41 +32,6 @@ Sources& sources() {
   static Sources* const s = new Sources();  // used from exit-time reports
   return *s;
 }
-
-struct HelpEntry {
-  char const* name;
-  char const* help;
-};
-
-// One line per metric pbm defines; promtool requires HELP for every family.
-constexpr HelpEntry kHelp[] = {
-    {"pbm_push_records_total", "Records pushed into the mailbox since it was created."},
-    {"pbm_pop_records_total", "Records popped from the mailbox since it was created."},
-    {"pbm_dropped_records_total", "Records refused because the mailbox was full (never overwritten)."},
-    {"pbm_push_bytes_total", "Bytes pushed into the mailbox (records times stride)."},
-    {"pbm_pop_bytes_total", "Bytes popped from the mailbox (records times stride)."},
-    {"pbm_push_calls_total", "Host-launched push calls, by stream class."},
-    {"pbm_pop_calls_total", "Host-launched pop calls, by stream class."},
-    {"pbm_occupancy_records", "Records in the mailbox now (pushed minus popped)."},
-    {"pbm_capacity_records", "Capacity of the mailbox in records."},
-    {"pbm_memcpy_total",
-     "Memory copies seen by CUPTI, by direction, host memory kind, expectation and innermost NVTX range."},
-    {"pbm_memcpy_bytes_total", "Bytes copied by the copies counted in pbm_memcpy_total."},
-    {"pbm_memset_total", "Memsets seen by CUPTI."},
-    {"pbm_memset_bytes_total", "Bytes set by the memsets counted in pbm_memset_total."},
-    {"pbm_sync_total", "Synchronisations seen by CUPTI, by API, expectation and innermost NVTX range."},
-    {"pbm_violations_total", "Policy violations, by broken rule."},
-    {"pbm_telemetry_cupti_attached", "1 when pbm holds the CUPTI subscriber and activity tracing is on."},
-    {"pbm_telemetry_subscriber_taken", "1 when pbm stepped aside because another tool holds CUPTI."},
-    {"pbm_telemetry_dropped_records_total", "CUPTI activity records dropped (buffers full)."},
-    {"pbm_telemetry_buffers_processed_total", "CUPTI activity buffers processed."},
-    {"pbm_telemetry_records_processed_total", "CUPTI activity records processed."},
-    {"pbm_telemetry_buffer_pool_exhausted_total", "CUPTI buffer requests refused because the pool was empty."},
-    {"pbm_telemetry_unattributed_records_total", "CUPTI records with no matching API call."},
-    {"pbm_build_info", "pbm build: version, CUDA version, CUPTI and Prometheus support. Always 1."},
-    {"pbm_exporter_rejected_samples_total",
-     "Samples the exporter dropped: invalid name or label, conflicting type, or over the series cap."},
-};
 
 bool valid_metric_name(std::string const& s) {
   if (s.empty()) return false;
@@ -207,8 +174,7 @@ bool remove_source(std::size_t id) noexcept {
 }
 
 std::string help_text(std::string_view name) {
-  for (HelpEntry const& e : kHelp)
-    if (name == e.name) return e.help;
+  if (telemetry::Metric const* m = telemetry::find_metric(name)) return std::string(m->help);
   return "pbm metric " + std::string(name) + " (from an extra sample source).";
 }
 
@@ -230,12 +196,15 @@ std::vector<MetricFamily> collect() {
   using telemetry::Direction;
   using telemetry::MemoryKind;
   using telemetry::SyncApi;
-  constexpr auto kCounter = Sample::Type::counter;
-  constexpr auto kGauge = Sample::Type::gauge;
+  using telemetry::metric;
+  using telemetry::MetricId;
 
-  std::string const rank = telemetry::rank_from_env();
-  Builder b(rank);
+  // The one place the rank label is added: the Builder puts it on every sample.
+  Builder b(telemetry::rank_from_env());
   for (Sample& s : telemetry::counters().snapshot()) b.add(std::move(s));
+  // Built-in source: every live pbm::Mailbox, from mapped host memory (no CUDA call), plus the
+  // counts of destroyed ones.
+  for (Sample& s : mailbox_samples()) b.add(std::move(s));
 
   std::vector<SampleSource> extra;
   {
@@ -256,12 +225,16 @@ std::vector<MetricFamily> collect() {
   using Labels = std::map<std::string, std::string>;  // the Builder adds `rank`
 
   BuildInfo const info = build_info();
-  b.add({"pbm_build_info",
+  auto sample = [](MetricId id, Labels labels, std::uint64_t value) {
+    telemetry::Metric const& m = metric(id);
+    return Sample{std::string(m.name), std::move(labels), value, m.type};
+  };
+  b.add(sample(MetricId::build_info,
          Labels({{"version", info.version},
                  {"cuda_version", info.cuda_version},
                  {"cupti", info.cupti_built ? "true" : "false"},
                  {"prometheus", info.prometheus_built ? "true" : "false"}}),
-         1, kGauge});
+         1));
 
   // Known series at zero: the copies and syncs alerts and panels watch, outside any NVTX range.
   struct Copy {
@@ -276,8 +249,8 @@ std::vector<MetricFamily> collect() {
                             {"memory", std::string(telemetry::to_string(c.memory))},
                             {"expected", expected},
                             {"range", "none"}});
-      b.add_if_absent({"pbm_memcpy_total", labels, 0, kCounter});
-      b.add_if_absent({"pbm_memcpy_bytes_total", labels, 0, kCounter});
+      b.add_if_absent(sample(MetricId::memcpy_total, labels, 0));
+      b.add_if_absent(sample(MetricId::memcpy_bytes, labels, 0));
     }
   }
   for (SyncApi api : {SyncApi::stream_synchronize, SyncApi::event_synchronize, SyncApi::device_synchronize,
@@ -286,18 +259,18 @@ std::vector<MetricFamily> collect() {
                       SyncApi::malloc, SyncApi::free_array, SyncApi::set_limit, SyncApi::set_cache_config,
                       SyncApi::memset_sync}) {
     for (char const* expected : {"false", "true"}) {
-      b.add_if_absent({"pbm_sync_total",
-                       Labels({{"api", std::string(telemetry::to_string(api))},
-                               {"expected", expected},
-                               {"range", "none"}}),
-                       0, kCounter});
+      b.add_if_absent(sample(MetricId::sync_total,
+                             Labels({{"api", std::string(telemetry::to_string(api))},
+                                     {"expected", expected},
+                                     {"range", "none"}}),
+                             0));
     }
   }
-  b.add_if_absent({"pbm_memset_total", Labels({}), 0, kCounter});
-  b.add_if_absent({"pbm_memset_bytes_total", Labels({}), 0, kCounter});
+  b.add_if_absent(sample(MetricId::memset_total, {}, 0));
+  b.add_if_absent(sample(MetricId::memset_bytes, {}, 0));
 
   std::uint64_t const total = g_rejected_total.fetch_add(b.rejected(), std::memory_order_relaxed) + b.rejected();
-  b.add({"pbm_exporter_rejected_samples_total", Labels({}), total, kCounter});
+  b.add(sample(MetricId::exporter_rejected_samples, {}, total));
   return b.take();
 }
 

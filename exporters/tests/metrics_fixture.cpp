@@ -6,9 +6,9 @@
 #include "host_ring.hpp"
 
 #include <pbm/exporters/json_report.hpp>
+#include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/prometheus.hpp>
 #include <pbm/exporters/samples.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #if PBM_HAVE_CUPTI
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   HostRing tiles("tiles", 4096, 64);
   HostRing overflow("overflow", 64, 16);  // pushed faster than popped: fills up and drops
   std::size_t const source = pe::add_source([&] {
-    return pt::mailbox_samples({tiles.info(), overflow.info()}, pt::rank_from_env());
+    return pe::mailbox_samples({tiles.info(), overflow.info()});
   });
 
   pe::PrometheusConfig pc;

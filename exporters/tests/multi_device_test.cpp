@@ -5,9 +5,9 @@
 #include "host_ring.hpp"
 
 #include <pbm/exporters/json_report.hpp>
+#include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/prometheus.hpp>
 #include <pbm/exporters/samples.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -71,7 +71,7 @@ TEST(MultiDevice, SameNameOnTwoDevicesIsTwoSeriesInCollect) {
   ::unsetenv("RANK");
   ::unsetenv("LOCAL_RANK");
   TwoDevices two;
-  ScopedSource source([&] { return pt::mailbox_samples(two.infos(), pt::rank_from_env()); });
+  ScopedSource source([&] { return pe::mailbox_samples(two.infos()); });
   auto const families = pe::collect();
   Labels const d0{{"mailbox", "shared"}, {"device", "0"}}, d1{{"mailbox", "shared"}, {"device", "1"}};
   EXPECT_EQ(value(families, "pbm_push_records_total", d0), 5u);
@@ -99,7 +99,7 @@ TEST(MultiDevice, SameNameOnOneDeviceIsStillOneSummedSeries) {
   ::unsetenv("RANK");
   ::unsetenv("LOCAL_RANK");
   TwoDevices two;
-  ScopedSource source([&] { return pt::mailbox_samples({on_device(two.gpu0, 1), on_device(two.gpu1, 1)}, ""); });
+  ScopedSource source([&] { return pe::mailbox_samples({on_device(two.gpu0, 1), on_device(two.gpu1, 1)}); });
   auto const families = pe::collect();
   EXPECT_EQ(value(families, "pbm_push_records_total", {{"mailbox", "shared"}, {"device", "1"}}), 12u);
   EXPECT_EQ(value(families, "pbm_push_records_total", {{"mailbox", "shared"}, {"device", "0"}}), ~0ull);
@@ -108,7 +108,7 @@ TEST(MultiDevice, SameNameOnOneDeviceIsStillOneSummedSeries) {
 TEST(MultiDevice, TextExpositionHasOneLinePerDeviceWithTheRank) {
   ScopedEnv rank("RANK", "3");
   TwoDevices two;
-  ScopedSource source([&] { return pt::mailbox_samples(two.infos(), pt::rank_from_env()); });
+  ScopedSource source([&] { return pe::mailbox_samples(two.infos()); });
   std::string const text = pe::render_text();
   std::set<std::string> lines;
   std::istringstream in(text);
@@ -129,7 +129,7 @@ TEST(MultiDevice, TextExpositionHasOneLinePerDeviceWithTheRank) {
 TEST(MultiDevice, JsonReportKeepsDevicesApartAndTotalsThem) {
   ScopedEnv rank("RANK", "1");
   TwoDevices two;
-  ScopedSource source([&] { return pt::mailbox_samples(two.infos(), pt::rank_from_env()); });
+  ScopedSource source([&] { return pe::mailbox_samples(two.infos()); });
   auto const r = nlohmann::json::parse(pe::json_report());
   EXPECT_EQ(r.at("process").at("rank"), "1");
   std::map<std::string, std::uint64_t> by_device;

@@ -1,9 +1,9 @@
 // collect(): what every scrape and report contains.
 #include "host_ring.hpp"
 
+#include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/prometheus.hpp>
 #include <pbm/exporters/samples.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #include <gtest/gtest.h>
@@ -110,7 +110,7 @@ TEST(Collect, NamesFollowPrometheusConventionsAndHaveHelp) {
 
 TEST(Collect, HostRingMailboxThroughAnExtraSource) {
   pe::testing::HostRing ring("unit_ring", 8, 16);
-  ScopedSource source([&] { return pt::mailbox_samples({ring.info()}, ""); });
+  ScopedSource source([&] { return pe::mailbox_samples({ring.info()}); });
   unsigned char recs[16 * 12] = {};
   EXPECT_EQ(ring.push(recs, 12), 8u);  // 4 dropped: the ring is full
   unsigned char out[16 * 8];

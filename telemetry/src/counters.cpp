@@ -1,12 +1,10 @@
 // Lock-free counters: relaxed atomic adds into fixed arrays indexed by label values.
 #include <pbm/telemetry/counters.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
 
 #include "fnv.hpp"
 #include "sample_set.hpp"
 
 #include <algorithm>
-#include <iterator>
 #include <stdexcept>
 
 namespace pbm::telemetry {
@@ -156,17 +154,6 @@ std::uint64_t Counters::violation_total() const noexcept {
   return sum;
 }
 
-namespace {
-
-CounterSample gauge(std::string name, std::uint64_t value) {
-  return CounterSample{std::move(name), {}, value, CounterSample::Type::gauge};
-}
-CounterSample counter(std::string name, std::uint64_t value) {
-  return CounterSample{std::move(name), {}, value, CounterSample::Type::counter};
-}
-
-}  // namespace
-
 std::vector<CounterSample> Counters::snapshot() const {
   detail::SampleSet ranged;  // several range slots may carry one label ("other", a raced name)
   auto expected_label = [](std::size_t e) { return e ? std::string("true") : std::string("false"); };
@@ -181,45 +168,40 @@ std::vector<CounterSample> Counters::snapshot() const {
                                                     {"memory", std::string(to_string(MemoryKind(m)))},
                                                     {"expected", expected_label(e)},
                                                     {"range", ranges_.label(r)}};
-          ranged.add("pbm_memcpy_total", labels, n, CounterSample::Type::counter);
-          ranged.add("pbm_memcpy_bytes_total", std::move(labels), memcpy_bytes_[slot].load(std::memory_order_relaxed),
-                     CounterSample::Type::counter);
+          ranged.add(metric(MetricId::memcpy_total), labels, n);
+          ranged.add(metric(MetricId::memcpy_bytes), std::move(labels),
+                     memcpy_bytes_[slot].load(std::memory_order_relaxed));
         }
   for (std::size_t a = 0; a < kSyncApiCount; ++a)
     for (std::size_t e = 0; e < 2; ++e)
       for (std::size_t r = 0; r < ranges_.size(); ++r) {
         std::uint64_t const n = sync_count_[sync_slot(SyncApi(a), e != 0, r)].load(std::memory_order_relaxed);
         if (n == 0) continue;
-        ranged.add("pbm_sync_total",
+        ranged.add(metric(MetricId::sync_total),
                    {{"api", std::string(to_string(SyncApi(a)))}, {"expected", expected_label(e)},
                     {"range", ranges_.label(r)}},
-                   n, CounterSample::Type::counter);
+                   n);
       }
   std::vector<CounterSample> out = std::move(ranged).take();
+  auto add = [&out](MetricId id, std::uint64_t value, std::map<std::string, std::string> labels = {}) {
+    Metric const& m = metric(id);
+    out.push_back(CounterSample{std::string(m.name), std::move(labels), value, m.type});
+  };
   if (std::uint64_t n = memset_count_.load(std::memory_order_relaxed); n != 0) {
-    out.push_back(counter("pbm_memset_total", n));
-    out.push_back(counter("pbm_memset_bytes_total", memset_bytes_.load(std::memory_order_relaxed)));
+    add(MetricId::memset_total, n);
+    add(MetricId::memset_bytes, memset_bytes_.load(std::memory_order_relaxed));
   }
   for (std::size_t r = 0; r < kRuleCount; ++r) {
-    out.push_back({"pbm_violations_total", {{"rule", std::string(to_string(Rule(r)))}},
-                   violations_[r].load(std::memory_order_relaxed), CounterSample::Type::counter});
+    add(MetricId::violations, violations_[r].load(std::memory_order_relaxed),
+        {{"rule", std::string(to_string(Rule(r)))}});
   }
-  out.push_back(gauge("pbm_telemetry_cupti_attached", health_.cupti_attached.load() ? 1 : 0));
-  out.push_back(gauge("pbm_telemetry_subscriber_taken", health_.subscriber_taken.load() ? 1 : 0));
-  out.push_back(counter("pbm_telemetry_dropped_records_total", health_.dropped_records.load()));
-  out.push_back(counter("pbm_telemetry_buffers_processed_total", health_.buffers_processed.load()));
-  out.push_back(counter("pbm_telemetry_records_processed_total", health_.records_processed.load()));
-  out.push_back(counter("pbm_telemetry_buffer_pool_exhausted_total", health_.buffer_pool_exhausted.load()));
-  out.push_back(counter("pbm_telemetry_unattributed_records_total", health_.unattributed_records.load()));
-  std::string const rank = rank_from_env();
-  if (!rank.empty()) {
-    for (CounterSample& s : out) s.labels["rank"] = rank;
-  }
-  // Per-mailbox series: mapped host memory and host counters only (no CUDA call).
-  std::vector<MailboxInfo> all = pbm::mailboxes();
-  for (MailboxInfo& m : pbm::retired_mailboxes()) all.push_back(std::move(m));  // their counts stay
-  std::vector<CounterSample> mailboxes = mailbox_samples(all, rank);
-  out.insert(out.end(), std::make_move_iterator(mailboxes.begin()), std::make_move_iterator(mailboxes.end()));
+  add(MetricId::telemetry_cupti_attached, health_.cupti_attached.load() ? 1 : 0);
+  add(MetricId::telemetry_subscriber_taken, health_.subscriber_taken.load() ? 1 : 0);
+  add(MetricId::telemetry_dropped_records, health_.dropped_records.load());
+  add(MetricId::telemetry_buffers_processed, health_.buffers_processed.load());
+  add(MetricId::telemetry_records_processed, health_.records_processed.load());
+  add(MetricId::telemetry_buffer_pool_exhausted, health_.buffer_pool_exhausted.load());
+  add(MetricId::telemetry_unattributed_records, health_.unattributed_records.load());
   return out;
 }
 

@@ -13,17 +13,17 @@
 namespace pbm::telemetry::detail {
 
 /// A sample with the same name and labels as one added before is summed into it (range slots
-/// that fold into one label, mailboxes sharing a name). Constant time per add (hashing the name and labels).
+/// that fold into one label: "other", a name two threads raced to insert). Constant time per add (hashing the name and labels).
 class SampleSet {
  public:
-  void add(std::string name, std::map<std::string, std::string> labels, std::uint64_t value,
-           CounterSample::Type type) {
+  void add(Metric const& metric, std::map<std::string, std::string> labels, std::uint64_t value) {
+    std::string name(metric.name);
     auto [it, fresh] = index_.try_emplace(key(name, labels), samples_.size());
     if (!fresh) {
       samples_[it->second].value += value;
       return;
     }
-    samples_.push_back(CounterSample{std::move(name), std::move(labels), value, type});
+    samples_.push_back(CounterSample{std::move(name), std::move(labels), value, metric.type});
   }
   std::vector<CounterSample> take() && { return std::move(samples_); }
 

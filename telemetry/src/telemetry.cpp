@@ -186,6 +186,8 @@ Status status() {
 
 Counters& counters() { return detail::engine().counters(); }
 
+std::string rank_from_env() { return detail::rank(); }
+
 std::string ensure_nvtx_injection() {
   std::string current = detail::nvtx_injection();
   if (!current.empty()) return current;  // the user's choice; libcupti is not even loaded

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -126,4 +127,26 @@ TEST(Counters, SnapshotAtTheLargestCapIsLinearNotQuadratic) {
   // bound leaves room for sanitizer builds and a loaded machine).
   EXPECT_LT(seconds, 1.0) << samples.size() << " samples";
   RecordProperty("snapshot_ms", static_cast<int>(seconds * 1000));
+}
+
+TEST(Counters, SnapshotIsAPureReadOfTheCounters) {
+  // No environment (rank) and no mailbox registry: exporters::collect() adds those.
+  char const* const saved = std::getenv("RANK");
+  std::string const saved_value = saved != nullptr ? saved : "";
+  ::setenv("RANK", "5", 1);
+  pt::Counters c;
+  c.add_violation(pt::Rule::memcpy_dtoh);
+  std::vector<pt::CounterSample> const samples = c.snapshot();
+  if (saved != nullptr) ::setenv("RANK", saved_value.c_str(), 1); else ::unsetenv("RANK");
+  ASSERT_FALSE(samples.empty());
+  for (pt::CounterSample const& s : samples) {
+    EXPECT_EQ(s.labels.count("rank"), 0u) << s.name;
+    EXPECT_EQ(s.labels.count("mailbox"), 0u) << s.name;
+    pt::Metric const* m = pt::find_metric(s.name);
+    ASSERT_NE(m, nullptr) << s.name << " is not in the metric table";
+    EXPECT_EQ(s.type, m->type) << s.name;
+  }
+  auto const* v = find(samples, "pbm_violations_total", {{"rule", "memcpy_dtoh"}});
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->value, 1u);
 }

@@ -350,7 +350,7 @@ TEST_F(Lifecycle, ScrapesNeverReadTheEnvironmentWhileStartSetsIt) {
   g_watch = true;
   std::atomic<bool> done{false};
   std::thread scraper([&done] {
-    while (!done.load()) (void)pt::counters().snapshot();  // reads RANK for its label
+    while (!done.load()) (void)pt::rank_from_env();  // what exporters::collect() does at each scrape
   });
   for (int i = 0; i < 100; ++i) {
     ::unsetenv("NVTX_INJECTION64_PATH");

@@ -1,13 +1,13 @@
 // GPU tests: the mailbox's own push/pop loop, watched by pbm's telemetry, shows no unexpected
 // memcpy or synchronisation (and none at all with WaitMode::spin), while a cudaMemcpy D2H added
-// to the same loop is caught. Also: the loop's counts reach the counter snapshot.
+// to the same loop is caught. Also: the loop's counts reach the exporters' mailbox series.
 // Each case is its own ctest process (gtest_discover_tests): CUPTI is process-wide.
 #include "engine.hpp"
 
+#include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/mailbox.hpp>
 #include <pbm/registry.hpp>
 #include <pbm/stream.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
 #include <cuda_runtime.h>
@@ -233,7 +233,8 @@ TEST_F(MailboxTelemetryGpu, LoopCountsReachTheCounterSnapshotWithoutCopiesOrSync
   loop(kIterations, spin);
   pt::flush();
   Totals const mid = totals();
-  auto const samples = pt::counters().snapshot();  // reads mapped host memory: no memcpy, no sync
+  // What exporters::collect() adds for live mailboxes: mapped host memory, no memcpy, no sync.
+  auto const samples = pbm::exporters::mailbox_samples(pbm::mailboxes());
   pt::flush();
   Totals const after = totals();
   EXPECT_EQ(after.memcpy_unexpected + after.memcpy_expected, mid.memcpy_unexpected + mid.memcpy_expected);

@@ -3,6 +3,8 @@
 
 #include "json_text.hpp"
 
+#include <pbm/telemetry/metric_table.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -57,21 +59,22 @@ std::uint64_t uint_or(json const& obj, char const* key, std::uint64_t fallback) 
   return it != obj.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : fallback;
 }
 
-/// Calls fn(labels, value) for each sample of `metric`; absent metric: no call.
+/// Calls fn(labels, value) for each sample of series `id`; absent metric: no call.
 template <class Fn>
-void for_each_sample(json const& metrics, char const* metric, std::string const& source, Fn fn) {
+void for_each_sample(json const& metrics, telemetry::MetricId id, std::string const& source, Fn fn) {
+  std::string const metric(telemetry::metric(id).name);
   auto family = metrics.find(metric);
   if (family == metrics.end()) return;
-  if (!family->is_object()) fail(source, std::string("metrics.") + metric + " is not an object");
+  if (!family->is_object()) fail(source, "metrics." + metric + " is not an object");
   auto samples = family->find("samples");
   if (samples == family->end() || !samples->is_array())
-    fail(source, std::string("metrics.") + metric + ".samples is missing or not an array");
+    fail(source, "metrics." + metric + ".samples is missing or not an array");
   for (json const& s : *samples) {
     auto labels = s.find("labels");
     auto value = s.find("value");
     if (!s.is_object() || labels == s.end() || !labels->is_object() || value == s.end() ||
         !value->is_number_unsigned())
-      fail(source, std::string("metrics.") + metric + ": a sample lacks labels or an unsigned value");
+      fail(source, "metrics." + metric + ": a sample lacks labels or an unsigned value");
     fn(*labels, value->get<std::uint64_t>());
   }
 }
@@ -105,19 +108,19 @@ ProcessReport parse_one(json const& doc, std::string const& source) {
 
   auto metrics = doc.find("metrics");
   if (metrics == doc.end() || !metrics->is_object()) fail(source, "no \"metrics\" object");
-  for_each_sample(*metrics, "pbm_memcpy_total", source, [&r](json const& l, std::uint64_t v) {
+  for_each_sample(*metrics, telemetry::MetricId::memcpy_total, source, [&r](json const& l, std::uint64_t v) {
     if (v == 0) return;
     MemcpyKey k{label(l, "range"), label(l, "direction"), label(l, "memory"), string_or(l, "expected") == "true"};
     CopyCount& c = r.observed.memcpy[k];
     c.count = saturating_add(c.count, v);
   });
-  for_each_sample(*metrics, "pbm_memcpy_bytes_total", source, [&r](json const& l, std::uint64_t v) {
+  for_each_sample(*metrics, telemetry::MetricId::memcpy_bytes, source, [&r](json const& l, std::uint64_t v) {
     if (v == 0) return;
     MemcpyKey k{label(l, "range"), label(l, "direction"), label(l, "memory"), string_or(l, "expected") == "true"};
     CopyCount& c = r.observed.memcpy[k];
     c.bytes = saturating_add(c.bytes, v);
   });
-  for_each_sample(*metrics, "pbm_sync_total", source, [&r](json const& l, std::uint64_t v) {
+  for_each_sample(*metrics, telemetry::MetricId::sync_total, source, [&r](json const& l, std::uint64_t v) {
     if (v == 0) return;
     SyncKey k{label(l, "range"), label(l, "api"), string_or(l, "expected") == "true"};
     std::uint64_t& n = r.observed.sync[k];

@@ -1,6 +1,8 @@
-// What pbm exports: telemetry's counters (memcpys, syncs, violations, health and every live
-// mailbox), samples from extra sources, pbm_build_info, and known series at zero. One list, read
-// by the Prometheus exporter at each scrape and by the JSON report, so both show the same values.
+// What pbm exports: telemetry's counters (memcpys, syncs, violations, health), every live mailbox
+// (mailbox_metrics.hpp, a built-in source), samples from extra sources, pbm_build_info, and known
+// series at zero, each with the `rank` label when RANK or LOCAL_RANK is set. One list, read by the
+// Prometheus exporter at each scrape and by the JSON report, so both show the same values. Names,
+// types, labels and help of pbm's series: pbm/telemetry/metric_table.hpp.
 //
 // Collecting makes no CUDA call (no memcpy, no synchronisation): telemetry's counters are atomics and
 // mailbox statistics come from mapped host memory (pbm/registry.hpp).
@@ -26,7 +28,7 @@ using Sample = telemetry::CounterSample;
 using SampleSource = std::function<std::vector<Sample>()>;
 
 /// Registers an extra source for every later collection (e.g. mailboxes pbm does not own, such as
-/// host-side rings, through telemetry::mailbox_samples). Returns an id for remove_source().
+/// host-side rings, through mailbox_samples() of mailbox_metrics.hpp). Returns an id for remove_source().
 std::size_t add_source(SampleSource source);
 /// Unregisters a source; returns false for an unknown id. A collection already running may still
 /// call it once.
@@ -40,8 +42,9 @@ struct MetricFamily {
   std::vector<Sample> samples;  ///< unique label sets
 };
 
-/// Everything exported now, in a stable order (telemetry, then extra sources, then pbm_build_info
-/// and exporter health). Samples with the same name and labels are summed; samples with an invalid
+/// Everything exported now, in a stable order (telemetry, live mailboxes, extra sources, then
+/// pbm_build_info and exporter health). The `rank` label is added here, once, to every sample that
+/// lacks one. Samples with the same name and labels are summed; samples with an invalid
 /// name or label, a type that conflicts with the first seen for the name, or beyond
 /// kMaxSeriesPerMetric series of one metric are dropped and counted in
 /// pbm_exporter_rejected_samples_total. Known series (memcpy and sync by direction/API and
@@ -51,7 +54,7 @@ std::vector<MetricFamily> collect();
 
 inline constexpr std::size_t kMaxSeriesPerMetric = 2000;
 
-/// Help text of a pbm metric; a generic line for names pbm does not define.
+/// Help text of a pbm metric (the metric table's); a generic line for names pbm does not define.
 std::string help_text(std::string_view name);
 
 /// What pbm_build_info reports.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <pbm/telemetry/events.hpp>
+#include <pbm/telemetry/metric_table.hpp>
 #include <pbm/telemetry/policy.hpp>
 
 #include <array>
@@ -23,7 +24,7 @@ namespace pbm::telemetry {
 
 /// One exported value: Prometheus-style name, labels and value.
 struct CounterSample {
-  enum class Type : std::uint8_t { counter, gauge };
+  using Type = MetricType;
   std::string name;
   std::map<std::string, std::string> labels;
   std::uint64_t value{0};
@@ -101,11 +102,10 @@ class Counters {
   Health const& health() const noexcept { return health_; }
   std::size_t range_label_cap() const noexcept { return ranges_.cap(); }
 
-  /// Every non-zero memcpy/memset/sync series, plus violations by rule and health, which are always
-  /// present (zero included) so alerts have a series to watch from the start; then the series of
-  /// every live pbm::Mailbox (mailbox_metrics.hpp: push/pop records, bytes and calls, drops,
-  /// occupancy, capacity), read from mapped host memory without a memcpy or sync. Every sample
-  /// carries a `rank` label when env RANK (or LOCAL_RANK) is set.
+  /// Pure read of these counters: every non-zero memcpy/memset/sync series, plus violations by rule
+  /// and health, which are always present (zero included) so alerts have a series to watch from the
+  /// start. Names, types and labels from metric_table.hpp. No environment, no mailbox registry, no
+  /// `rank` label: exporters::collect() adds the mailboxes and the rank.
   std::vector<CounterSample> snapshot() const;
 
  private:

@@ -106,6 +106,11 @@ Status status();
 /// never freed or replaced while the process runs.
 Counters& counters();
 
+/// The `rank` label value: env RANK, else LOCAL_RANK, else "". Read at each call, under the lock
+/// with which start() sets NVTX_INJECTION64_PATH (never a racing getenv). exporters::collect()
+/// adds it to every series.
+std::string rank_from_env();
+
 /// Sets NVTX_INJECTION64_PATH to the loaded libcupti (found with dladdr on a CUPTI symbol) when it
 /// is unset, so user NVTX ranges reach CUPTI. NVTX reads it once, at the first NVTX call of the
 /// process: call this (or start()) before any NVTX range, e.g. first thing in main().

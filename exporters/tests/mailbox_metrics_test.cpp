@@ -1,6 +1,8 @@
-// Per-mailbox samples from a MailboxInfo list (pure formatting; no GPU needed).
-#include <pbm/telemetry/counters.hpp>
-#include <pbm/telemetry/mailbox_metrics.hpp>
+// Per-mailbox samples from a MailboxInfo list (pure formatting; no GPU needed), and how collect()
+// adds them: summed by label set, with the rank label added once.
+#include <pbm/exporters/mailbox_metrics.hpp>
+#include <pbm/exporters/samples.hpp>
+#include <pbm/telemetry/telemetry.hpp>
 
 #include <gtest/gtest.h>
 
@@ -12,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+namespace pe = pbm::exporters;
 namespace pt = pbm::telemetry;
 using Labels = std::map<std::string, std::string>;
 
@@ -67,10 +70,17 @@ class EnvGuard {
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
+/// Registers a source for the test's lifetime.
+struct ScopedSource {
+  explicit ScopedSource(pe::SampleSource s) : id(pe::add_source(std::move(s))) {}
+  ~ScopedSource() { pe::remove_source(id); }
+  std::size_t id;
+};
+
 }  // namespace
 
 TEST(MailboxMetrics, EverySeriesWithLabelsAndValues) {
-  auto const samples = pt::mailbox_samples({info("inbox", 1, 100, 90)});
+  auto const samples = pe::mailbox_samples({info("inbox", 1, 100, 90)});
   Labels const l{{"mailbox", "inbox"}, {"device", "1"}};
   EXPECT_EQ(value(samples, "pbm_push_records_total", l), 100u);
   EXPECT_EQ(value(samples, "pbm_pop_records_total", l), 90u);
@@ -96,17 +106,31 @@ TEST(MailboxMetrics, EverySeriesWithLabelsAndValues) {
   }
 }
 
-TEST(MailboxMetrics, NoMailboxesNoSeries) { EXPECT_TRUE(pt::mailbox_samples({}).empty()); }
+TEST(MailboxMetrics, NoMailboxesNoSeries) { EXPECT_TRUE(pe::mailbox_samples({}).empty()); }
 
-TEST(MailboxMetrics, RankLabelWhenGiven) {
-  auto const samples = pt::mailbox_samples({info("a", 0, 1, 1)}, "3");
-  ASSERT_FALSE(samples.empty());
-  for (auto const& s : samples) EXPECT_EQ(s.labels.at("rank"), "3") << s.name;
+TEST(MailboxMetrics, CollectAddsTheRankLabelOnce) {
+  EnvGuard guard;
+  setenv("RANK", "3", 1);
+  ScopedSource source([] { return pe::mailbox_samples({info("a", 0, 1, 1)}); });
+  std::size_t mailbox_samples = 0;
+  for (pe::MetricFamily const& f : pe::collect()) {
+    for (pe::Sample const& s : f.samples) {
+      EXPECT_EQ(s.labels.at("rank"), "3") << s.name;  // every series, mailbox or not
+      mailbox_samples += s.labels.count("mailbox");
+    }
+  }
+  EXPECT_EQ(mailbox_samples, 11u);
 }
 
-TEST(MailboxMetrics, MailboxesAreSeparateSeriesAndSameNameSameDeviceIsSummed) {
-  auto const samples = pt::mailbox_samples(
-      {info("a", 0, 10, 0), info("b", 0, 20, 0), info("a", 1, 30, 0), info("a", 0, 40, 0)});
+TEST(MailboxMetrics, CollectKeepsMailboxesApartAndSumsSameNameSameDevice) {
+  EnvGuard guard;
+  ScopedSource source([] {
+    return pe::mailbox_samples({info("a", 0, 10, 0), info("b", 0, 20, 0), info("a", 1, 30, 0), info("a", 0, 40, 0)});
+  });
+  std::vector<pt::CounterSample> samples;
+  for (pe::MetricFamily const& f : pe::collect())
+    for (pe::Sample const& s : f.samples)
+      if (s.labels.count("mailbox") != 0) samples.push_back(s);
   EXPECT_EQ(value(samples, "pbm_push_records_total", {{"mailbox", "a"}, {"device", "0"}}), 50u);
   EXPECT_EQ(value(samples, "pbm_push_records_total", {{"mailbox", "b"}, {"device", "0"}}), 20u);
   EXPECT_EQ(value(samples, "pbm_push_records_total", {{"mailbox", "a"}, {"device", "1"}}), 30u);
@@ -115,13 +139,19 @@ TEST(MailboxMetrics, MailboxesAreSeparateSeriesAndSameNameSameDeviceIsSummed) {
 }
 
 TEST(MailboxMetrics, RetiredMailboxesAddTheirCountsButNoGauges) {
+  EnvGuard guard;
   pbm::MailboxInfo gone = info("a", 0, 100, 100);
   gone.live = false;
   gone.stats.occupancy = 0;
   gone.stats.capacity = 0;
   pbm::MailboxInfo only_gone = info("b", 0, 7, 7);
   only_gone.live = false;
-  auto const samples = pt::mailbox_samples({info("a", 0, 10, 4), gone, only_gone});
+  EXPECT_EQ(pe::mailbox_samples({only_gone}).size(), 9u);  // no gauges for a destroyed mailbox
+  ScopedSource source([=] { return pe::mailbox_samples({info("a", 0, 10, 4), gone, only_gone}); });
+  std::vector<pt::CounterSample> samples;
+  for (pe::MetricFamily const& f : pe::collect())
+    for (pe::Sample const& s : f.samples)
+      if (s.labels.count("mailbox") != 0) samples.push_back(s);
   Labels const a{{"mailbox", "a"}, {"device", "0"}}, b{{"mailbox", "b"}, {"device", "0"}};
   EXPECT_EQ(value(samples, "pbm_push_records_total", a), 110u);
   EXPECT_EQ(value(samples, "pbm_pop_records_total", a), 104u);
@@ -142,27 +172,15 @@ TEST(MailboxMetrics, RankFromEnvironment) {
   EXPECT_EQ(pt::rank_from_env(), "7");
 }
 
-TEST(MailboxMetrics, CounterSnapshotCarriesRankOnEverySample) {
+TEST(MailboxMetrics, CollectIncludesLiveAndRetiredMailboxes) {
+  // No Mailbox was created in this process (no GPU needed): collect() has exactly the registry's
+  // series (live and retired), i.e. none; on a GPU mailbox_telemetry_gpu_test checks them.
   EnvGuard guard;
-  pt::Counters c;
-  c.add_violation(pt::Rule::memcpy_dtoh);
-  for (auto const& s : c.snapshot()) EXPECT_EQ(s.labels.count("rank"), 0u) << s.name;
-  setenv("RANK", "5", 1);
-  auto const samples = c.snapshot();
-  ASSERT_FALSE(samples.empty());
-  for (auto const& s : samples) EXPECT_EQ(s.labels.at("rank"), "5") << s.name;
-  EXPECT_EQ(value(samples, "pbm_violations_total", {{"rule", "memcpy_dtoh"}, {"rank", "5"}}), 1u);
-}
-
-TEST(MailboxMetrics, CounterSnapshotIncludesLiveMailboxes) {
-  // No Mailbox is alive in this process (no GPU needed): the snapshot has exactly the live
-  // registry's series, i.e. none; on a GPU the mailbox test in mailbox_telemetry_gpu_test checks them.
-  auto const live = pbm::mailboxes();
-  auto const expected = pt::mailbox_samples(live);
-  pt::Counters c;
-  auto const samples = c.snapshot();
+  auto const expected = pe::mailbox_samples();  // live and retired
+  std::vector<pt::CounterSample> samples;
+  for (pe::MetricFamily const& f : pe::collect())
+    for (pe::Sample const& s : f.samples)
+      if (s.labels.count("mailbox") != 0) samples.push_back(s);
   for (auto const& e : expected) EXPECT_NE(find(samples, e.name, e.labels), nullptr) << e.name;
-  EXPECT_EQ(std::count_if(samples.begin(), samples.end(),
-                          [](pt::CounterSample const& s) { return s.labels.count("mailbox") != 0; }),
-            static_cast<std::ptrdiff_t>(expected.size()));
+  EXPECT_EQ(samples.size(), expected.size());
 }
