@@ -87,7 +87,7 @@ void write_at_exit() noexcept {
 
 }  // namespace
 
-std::string json_report() {
+std::string json_report(ReportSites const& sites) {
   auto const now = std::chrono::system_clock::now();
   ordered_json report;
   report["schema"] = "pbm.report/1";
@@ -145,15 +145,18 @@ std::string json_report() {
                        {"samples", std::move(samples)}};
   }
   report["metrics"] = std::move(metrics);
+  if (sites) {
+    ordered_json list = ordered_json::array();
+    for (ReportSite const& site : *sites)
+      list.push_back({{"rule", site.rule}, {"range", site.range}, {"where", site.where}, {"count", site.count}});
+    report["sites"] = std::move(list);
+  }
   // argv[0], the host name and reasons are not UTF-8 by contract either: never throw over them.
   return report.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n";
 }
 
-std::string write_json_report(std::string const& path_template) noexcept {
+std::string write_file_atomically(std::string const& path, std::string const& text) noexcept {
   try {
-    if (path_template.empty()) return "write_json_report: empty path";
-    std::string const path = expand_path(path_template);
-    std::string const text = json_report();
     std::string const tmp = path + ".tmp." + std::to_string(::getpid());
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (f == nullptr) return "cannot write '" + tmp + "': " + std::strerror(errno);
@@ -169,6 +172,17 @@ std::string write_json_report(std::string const& path_template) noexcept {
       return error;
     }
     return {};
+  } catch (std::exception const& e) {
+    return std::string("write_file_atomically: ") + e.what();
+  } catch (...) {
+    return "write_file_atomically: unknown error";
+  }
+}
+
+std::string write_json_report(std::string const& path_template, ReportSites const& sites) noexcept {
+  try {
+    if (path_template.empty()) return "write_json_report: empty path";
+    return write_file_atomically(expand_path(path_template), json_report(sites));
   } catch (std::exception const& e) {
     return std::string("write_json_report: ") + e.what();
   } catch (...) {

@@ -11,7 +11,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -163,4 +166,30 @@ TEST(JsonReport, TotalsAndMergedSeriesSaturateInsteadOfWrapping) {
   for (json const& s : r.at("metrics").at("pbm_push_records_total").at("samples")) {
     if (s.at("labels").value("mailbox", "").rfind("wrap_", 0) == 0) EXPECT_EQ(s.at("value").get<std::uint64_t>(), UINT64_MAX);
   }
+}
+
+TEST(JsonReport, SitesComeLastWhenGivenAndAreAbsentOtherwise) {
+  json const plain = json::parse(pe::json_report());
+  EXPECT_EQ(plain.count("sites"), 0u);
+  std::vector<pe::ReportSite> const sites{{"sync_unexpected", "step", "cudaDeviceSynchronize <- main", 3},
+                                          {"memcpy_dtoh", "none", "cudaMemcpy", 1}};
+  nlohmann::ordered_json const r = nlohmann::ordered_json::parse(pe::json_report(sites));
+  ASSERT_EQ(r.back(), r.at("sites"));  // after "metrics": readers that stream the report see it last
+  ASSERT_EQ(r.at("sites").size(), 2u);
+  EXPECT_EQ(r.at("sites")[0].at("rule"), "sync_unexpected");
+  EXPECT_EQ(r.at("sites")[0].at("range"), "step");
+  EXPECT_EQ(r.at("sites")[0].at("where"), "cudaDeviceSynchronize <- main");
+  EXPECT_EQ(r.at("sites")[0].at("count").get<std::uint64_t>(), 3u);
+  EXPECT_TRUE(json::parse(pe::json_report(std::vector<pe::ReportSite>{})).at("sites").empty());
+}
+
+TEST_F(TempDir, WriteFileAtomicallyLeavesNoTempFile) {
+  fs::path const path = dir / "loaded-1.json";
+  EXPECT_EQ(pe::write_file_atomically(path.string(), "{}\n"), "");
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "{}\n");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);
+  EXPECT_NE(pe::write_file_atomically((dir / "missing" / "x.json").string(), "x").find("cannot write"),
+            std::string::npos);
 }

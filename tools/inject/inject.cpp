@@ -26,10 +26,8 @@
 
 #include <cstdint>
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -81,13 +79,11 @@ class SiteCounter final : public pbm::telemetry::Observer {
       // a lost site is better than an exception inside a CUPTI callback
     }
   }
-  nlohmann::ordered_json json() const {
+  pbm::exporters::ReportSites report_sites() const {
     std::lock_guard<std::mutex> lock(mu_);
-    nlohmann::ordered_json sites = nlohmann::ordered_json::array();
-    for (auto const& [k, n] : counts_)
-      sites.push_back({{"rule", std::get<0>(k)}, {"range", std::get<1>(k)}, {"where", std::get<2>(k)}, {"count", n}});
-    if (overflow_ > 0)
-      sites.push_back({{"rule", "other"}, {"range", "other"}, {"where", "(more sites than pbm-guard keeps)"}, {"count", overflow_}});
+    std::vector<pbm::exporters::ReportSite> sites;
+    for (auto const& [k, n] : counts_) sites.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), n});
+    if (overflow_ > 0) sites.push_back({"other", "other", "(more sites than pbm-guard keeps)", overflow_});
     return sites;
   }
 
@@ -103,33 +99,15 @@ SiteCounter& sites() {
   return *s;
 }
 
-/// Writes `text` to `path` through a temp file + rename, so a reader never sees half of it.
-/// Returns "" or the error.
-std::string write_file_atomically(std::string const& path, std::string const& text) {
-  std::string const tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return "cannot write " + tmp + ": " + std::strerror(errno);
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string const error = "cannot write " + path + ": " + std::strerror(errno);
-    std::remove(tmp.c_str());
-    return error;
-  }
-  return {};
-}
-
 /// JSON text whatever bytes the strings hold (program paths, NVTX range names): invalid UTF-8
 /// becomes U+FFFD instead of making the file unreadable or the dump throw.
 std::string json_text(nlohmann::ordered_json const& doc) {
   return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
-/// pbm's report (pbm.report/1) plus "sites".
+/// pbm's report (pbm.report/1) with "sites", built once. The path is used as given (no "{pid}").
 std::string write_report(std::string const& path) {
-  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(pbm::exporters::json_report());
-  doc["sites"] = sites().json();
-  return write_file_atomically(path, json_text(doc));
+  return pbm::exporters::write_file_atomically(path, pbm::exporters::json_report(sites().report_sites()));
 }
 
 /// Written at init: pbm-guard counts processes that loaded the injection, and learns whether
@@ -147,7 +125,7 @@ void write_marker(std::string const& dir) {
   marker["mode"] = std::string(pbm::telemetry::to_string(st.mode));
   marker["reason"] = st.reason;
   std::string const error =
-      write_file_atomically(dir + "/loaded-" + std::to_string(p.pid) + ".json", json_text(marker));
+      pbm::exporters::write_file_atomically(dir + "/loaded-" + std::to_string(p.pid) + ".json", json_text(marker));
   if (!error.empty()) warn(error);
 }
 

@@ -4,7 +4,10 @@
 // Thread-safety: all functions are thread-safe. Nothing here throws except where noted.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace pbm::exporters {
 
@@ -18,13 +21,27 @@ struct ProcessInfo {
 };
 ProcessInfo process_info();
 
-/// The report now, as JSON text (pretty-printed, trailing newline). Makes no CUDA call.
-std::string json_report();
+/// Where violations came from (pbm-guard's injection counts them): the report's optional "sites".
+struct ReportSite {
+  std::string rule;
+  std::string range;  ///< innermost NVTX range, "none" outside any
+  std::string where;  ///< API name, plus the caller's frame when known
+  std::uint64_t count{0};
+};
+using ReportSites = std::optional<std::vector<ReportSite>>;
 
-/// Writes json_report() to `path` (written to a temporary file beside it, then renamed, so a reader
-/// never sees half a report). "{pid}" and "{rank}" in the path are replaced by the pid and the rank
-/// ("norank" when unset). Returns "" on success, else a one-line error. Never throws.
-std::string write_json_report(std::string const& path) noexcept;
+/// The report now, as JSON text (pretty-printed, trailing newline). With `sites`, it ends with
+/// "sites": [{"rule", "range", "where", "count"}]. Makes no CUDA call.
+std::string json_report(ReportSites const& sites = std::nullopt);
+
+/// Writes json_report(sites) to `path` with write_file_atomically(). "{pid}" and "{rank}" in the
+/// path are replaced by the pid and the rank ("norank" when unset). Returns "" on success, else a
+/// one-line error. Never throws.
+std::string write_json_report(std::string const& path, ReportSites const& sites = std::nullopt) noexcept;
+
+/// Writes `text` to `path` through a temporary file beside it (`path`.tmp.<pid>), then a rename,
+/// so a reader never sees half a file. Returns "" on success, else a one-line error. Never throws.
+std::string write_file_atomically(std::string const& path, std::string const& text) noexcept;
 
 /// Writes the report when the process exits normally (std::exit or return from main) to `path`;
 /// an empty `path` reads env PBM_REPORT_JSON. Returns the path in effect ("" when neither is set:
