@@ -98,10 +98,27 @@ class Builder {
  public:
   /// `rank` (when not empty) is added to samples that lack a rank label: one label set per process.
   explicit Builder(std::string rank) : rank_(std::move(rank)) {}
-  void add(Sample s) {
-    if (!rank_.empty()) s.labels.emplace("rank", rank_);
+  void add(Sample s) { insert(labelled(std::move(s))); }
+  /// Adds `s` only when no sample of that name and labels exists (a zero for a known series).
+  void add_if_absent(Sample s) {
+    s = labelled(std::move(s));
+    auto it = index_.find(s.name);
+    if (it != index_.end() && family_series_[it->second].count(s.labels) != 0) return;
+    insert(std::move(s));
+  }
+  std::uint64_t rejected() const { return rejected_; }
+  std::vector<MetricFamily> take() { return std::move(families_); }
+
+ private:
+  using Family = std::map<std::map<std::string, std::string>, std::size_t>;
+  /// The one place the `rank` label is added; label values made valid UTF-8.
+  Sample labelled(Sample s) const {
+    if (!rank_.empty()) s.labels.emplace(telemetry::kRankLabel, rank_);
     for (auto& [key, value] : s.labels)
       if (!valid_utf8(value)) value = to_utf8(value);
+    return s;
+  }
+  void insert(Sample s) {
     if (!valid_metric_name(s.name) ||
         !std::all_of(s.labels.begin(), s.labels.end(), [](auto const& kv) { return valid_label_name(kv.first); })) {
       reject("invalid metric or label name in sample '" + s.name + "'");
@@ -127,20 +144,6 @@ class Builder {
     f.emplace(s.labels, fam.samples.size());
     fam.samples.push_back(std::move(s));
   }
-  /// Adds `s` only when no sample of that name and labels exists (a zero for a known series).
-  void add_if_absent(Sample s) {
-    if (!rank_.empty()) s.labels.emplace("rank", rank_);
-    for (auto& [key, value] : s.labels)
-      if (!valid_utf8(value)) value = to_utf8(value);
-    auto it = index_.find(s.name);
-    if (it != index_.end() && family_series_[it->second].count(s.labels) != 0) return;
-    add(std::move(s));
-  }
-  std::uint64_t rejected() const { return rejected_; }
-  std::vector<MetricFamily> take() { return std::move(families_); }
-
- private:
-  using Family = std::map<std::map<std::string, std::string>, std::size_t>;
   void reject(std::string const& why) {
     ++rejected_;
     detail::log_once("exporter: sample dropped: " + why);
@@ -199,8 +202,7 @@ std::vector<MetricFamily> collect() {
   using telemetry::metric;
   using telemetry::MetricId;
 
-  // The one place the rank label is added: the Builder puts it on every sample.
-  Builder b(telemetry::rank_from_env());
+  Builder b(telemetry::rank_from_env());  // puts `rank` on every sample
   for (Sample& s : telemetry::counters().snapshot()) b.add(std::move(s));
   // Built-in source: every live pbm::Mailbox, from mapped host memory (no CUDA call), plus the
   // counts of destroyed ones.

@@ -1,5 +1,7 @@
 // Per-mailbox samples from a MailboxInfo list (pure formatting; no GPU needed), and how collect()
 // adds them: summed by label set, with the rank label added once.
+#include "scoped_source.hpp"
+
 #include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/samples.hpp>
 #include <pbm/telemetry/telemetry.hpp>
@@ -68,13 +70,6 @@ class EnvGuard {
 
  private:
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
-/// Registers a source for the test's lifetime.
-struct ScopedSource {
-  explicit ScopedSource(pe::SampleSource s) : id(pe::add_source(std::move(s))) {}
-  ~ScopedSource() { pe::remove_source(id); }
-  std::size_t id;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 // the text exposition and the JSON report; with RANK set each also carries `rank`. No GPU needed:
 // host rings stand in for device mailboxes and report the ordinal a device mailbox would.
 #include "host_ring.hpp"
+#include "scoped_source.hpp"
 
 #include <pbm/exporters/json_report.hpp>
 #include <pbm/exporters/mailbox_metrics.hpp>
@@ -24,12 +25,6 @@ namespace pt = pbm::telemetry;
 using Labels = std::map<std::string, std::string>;
 
 namespace {
-
-struct ScopedSource {
-  explicit ScopedSource(pe::SampleSource s) : id(pe::add_source(std::move(s))) {}
-  ~ScopedSource() { pe::remove_source(id); }
-  std::size_t id;
-};
 
 struct ScopedEnv {
   ScopedEnv(char const* name, char const* value) : name(name) { ::setenv(name, value, 1); }

@@ -1,5 +1,6 @@
 // collect(): what every scrape and report contains.
 #include "host_ring.hpp"
+#include "scoped_source.hpp"
 
 #include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/prometheus.hpp>
@@ -30,13 +31,6 @@ pe::Sample const* find_sample(pe::MetricFamily const* f, std::map<std::string, s
     if (s.labels == labels) return &s;
   return nullptr;
 }
-
-/// Registers a source for the test's lifetime.
-struct ScopedSource {
-  explicit ScopedSource(pe::SampleSource s) : id(pe::add_source(std::move(s))) {}
-  ~ScopedSource() { pe::remove_source(id); }
-  std::size_t id;
-};
 
 }  // namespace
 
