@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Every series a dashboard query, an alert rule, an alert unit test or a docs page names is in the
-metric table (telemetry/include/pbm/telemetry/metric_table.hpp), and every label such a query
+"""Every series a dashboard query, an alert rule, an alert unit test, a docs page or a Python script
+(benchmarks, tests, examples) names is in the metric table (telemetry/include/pbm/telemetry/metric_table.hpp), and every label such a query
 matches or groups a pbm series by is one the table lists for it (or rank, job, instance). The other
 direction (the table holds nothing that is not emitted) is exporters/tests/metric_table_test.cpp.
 Each check is also run on an input broken on purpose, so a check that stopped detecting fails too.
@@ -83,11 +83,13 @@ def docs_problems(path, text):
     return out
 
 
-def docs():
-    skip = {".git", "build", "node_modules"}
-    for p in sorted(root.rglob("*.md")):
-        if not skip.intersection(p.relative_to(root).parts) and not p.relative_to(root).parts[0].startswith("build"):
-            yield p
+def texts():
+    """Docs pages and Python scripts of the checkout (not build folders, not this test's broken inputs)."""
+    for p in sorted(list(root.rglob("*.md")) + list(root.rglob("*.py"))):
+        rel = p.relative_to(root)
+        if rel.parts[0].startswith((".", "build")) or "node_modules" in rel.parts or p == pathlib.Path(__file__).resolve():
+            continue
+        yield p
 
 
 problems = []
@@ -97,7 +99,7 @@ problems += rules_problems(dq.alert_rules(dash))
 alert_tests = (dash / "prometheus" / "pbm_alerts_test.yml").read_text()
 problems += alert_test_problems(alert_tests)
 doc_count = 0
-for p in docs():
+for p in texts():
     doc_count += 1
     problems += docs_problems(p.relative_to(root), p.read_text(encoding="utf-8", errors="replace"))
 
@@ -125,6 +127,7 @@ for p in problems:
     print("FAIL:", p)
 if not problems:
     print(f"{len(TABLE)} series in the table; {len(dq.targets(dashboard))} dashboard queries, "
-          f"{len(dq.alert_rules(dash))} alert rules, the alert unit tests and {doc_count} docs pages name only those; "
+          f"{len(dq.alert_rules(dash))} alert rules, the alert unit tests and {doc_count} docs pages and Python "
+          f"scripts name only those; "
           f"{len(self_tests)} broken inputs caught")
 sys.exit(1 if problems else 0)
