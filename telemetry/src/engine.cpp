@@ -163,18 +163,12 @@ void Engine::api_capture_failure(ApiCall const& call, int error) {
   ev.thread = ctx.thread;
   ev.correlation = call.correlation;
   ev.ranges = ctx.ranges;
-  counters_->add_violation(Rule::sync_in_capture);
-  Violation v;
-  v.rule = Rule::sync_in_capture;
-  v.mode = ctx.mode < Mode::warn ? Mode::warn : ctx.mode;  // always said: the capture has failed
-  v.api = call.name;
-  v.thread = ev.thread;
-  v.ranges = ev.ranges;
+  if (ctx.mode < Mode::warn) ctx.mode = Mode::warn;  // always said: the capture has failed
+  Violation v = violation(Rule::sync_in_capture, ctx, std::string(call.name), ev.thread, ev.ranges,
+                          /*at_call_site=*/true);
   v.sync = std::move(ev);
-  v.at_call_site = true;
   (void)error;  // the three errors mean the same to the user: this call broke the capture
   Backtrace const bt = Backtrace::capture();
-  ctx.mode = v.mode;
   report(std::move(v), ctx, &bt);
 }
 
