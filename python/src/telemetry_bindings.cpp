@@ -26,6 +26,7 @@
 
 #if PBM_PY_HAVE_EXPORTERS
 #include <pbm/exporters/json_report.hpp>
+#include <pbm/exporters/mailbox_metrics.hpp>
 #include <pbm/exporters/prometheus.hpp>
 #endif
 
@@ -265,9 +266,17 @@ py::dict status_dict() {
   return d;
 }
 
+// What pbm.telemetry.counters() has always returned: telemetry's counters, the mailboxes' series
+// (now from exporters, when built with them) and the rank label on each, as exporters::collect().
 py::list counter_samples() {
+  std::vector<tel::CounterSample> samples = tel::counters().snapshot();
+#if PBM_PY_HAVE_EXPORTERS
+  for (tel::CounterSample& s : pbm::exporters::mailbox_samples()) samples.push_back(std::move(s));
+#endif
+  std::string const rank = tel::rank_from_env();
   py::list out;
-  for (tel::CounterSample const& s : tel::counters().snapshot()) {
+  for (tel::CounterSample& s : samples) {
+    if (!rank.empty()) s.labels.emplace(tel::kRankLabel, rank);
     py::dict d;
     d["name"] = s.name;
     d["labels"] = s.labels;
