@@ -398,8 +398,8 @@ void bind_telemetry(py::module_& m) {
       .def("close", &PyPrometheusExporter::close);
   m.def("prometheus_available", &ex::PrometheusExporter::available);
   m.def("render_text", &ex::render_text);
-  m.def("json_report", &ex::json_report);
-  m.def("write_json_report", &ex::write_json_report, py::arg("path"));
+  m.def("json_report", [] { return ex::json_report(); });
+  m.def("write_json_report", [](std::string const& path) { return ex::write_json_report(path); }, py::arg("path"));
   m.def("write_json_report_at_exit", &ex::write_json_report_at_exit, py::arg("path") = "");
   m.def("serve_from_env", [] { return prometheus_status_dict(ex::serve_from_env()); });
 #else
