@@ -151,18 +151,12 @@ __attribute__((visibility("default"))) void pbm_fake_cupti_complete(uint8_t* buf
 /// CUPTI calls the subscriber at an API's entry (`enter` != 0) or exit, on the calling thread.
 /// `correlation` 0 takes a fresh id; returns the id used (pass it again for the matching exit).
 /// Returns 0 and calls nothing when the callback is not enabled for a subscriber now.
+__attribute__((visibility("default"))) uint32_t pbm_fake_cupti_api_returning(int domain, uint32_t cbid, int enter,
+                                                                             uint32_t correlation, void const* params,
+                                                                             void const* returned);
 __attribute__((visibility("default"))) uint32_t pbm_fake_cupti_api(int domain, uint32_t cbid, int enter,
                                                                    uint32_t correlation, void const* params) {
-  auto const [callback, userdata] = target(static_cast<CUpti_CallbackDomain>(domain), cbid);
-  if (callback == nullptr) return 0;
-  if (correlation == 0) correlation = g_correlation.fetch_add(1);
-  CUpti_CallbackData data{};
-  data.callbackSite = enter != 0 ? CUPTI_API_ENTER : CUPTI_API_EXIT;
-  data.functionName = "fake";
-  data.functionParams = params;
-  data.correlationId = correlation;
-  callback(userdata, static_cast<CUpti_CallbackDomain>(domain), cbid, &data);
-  return correlation;
+  return pbm_fake_cupti_api_returning(domain, cbid, enter, correlation, params, nullptr);
 }
 /// pbm_fake_cupti_api with the call's return value (CUpti_CallbackData::functionReturnValue: a
 /// cudaError_t for the runtime domain, a CUresult for the driver's), as CUPTI gives it at exit.
