@@ -3,6 +3,7 @@
 // real CUDA 13.0 parameter structs and return values as CUPTI would; graphs, stream flags and memory
 // kinds come from the stand-in driver (fake_libcuda*.cpp: graphs are fake_graph.hpp's structs;
 // streams 0x5000 blocking, 0x6000 non-blocking; memory 0x1000 pageable, 0x2000 pinned, 0x3000 device).
+#include "fake_cupti_session.hpp"
 #include "fake_graph.hpp"
 
 #include <pbm/telemetry/counters.hpp>
@@ -78,16 +79,9 @@ class GraphsAndCapture : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fake_driver()) GTEST_SKIP() << "a real libcuda.so.1 is loaded: the stand-in driver's graphs are not reachable";
-    ::setenv("PBM_CUPTI_PATH", PBM_FAKE_CUPTI_PATH, 1);
-    pt::Config config;
-    config.mode = pt::Mode::count;
-    config.set_nvtx_injection = false;
-    pt::start(config);
-    pt::Status const st = pt::status();
-    ASSERT_TRUE(st.attached) << "could not attach to the fake libcupti: " << st.reason;
-    void* lib = ::dlopen(PBM_FAKE_CUPTI_PATH, RTLD_NOW | RTLD_NOLOAD);
-    ASSERT_NE(lib, nullptr);
-    g_api = reinterpret_cast<ApiFn>(::dlsym(lib, "pbm_fake_cupti_api_returning"));
+    std::string const not_attached = pbm_test::attach_fake_cupti(PBM_FAKE_CUPTI_PATH);
+    ASSERT_TRUE(not_attached.empty()) << not_attached;
+    g_api = pbm_test::fake_cupti_hook<ApiFn>(PBM_FAKE_CUPTI_PATH, "pbm_fake_cupti_api_returning");
     ASSERT_NE(g_api, nullptr);
     pt::add_observer(recorder);
   }
@@ -99,8 +93,7 @@ class GraphsAndCapture : public ::testing::Test {
   }
   static bool fake_driver() {
     ::dlopen(PBM_FAKE_CUPTI_PATH, RTLD_LAZY);  // and the stand-in libcuda.so.1 beside it, unless a driver is loaded
-    void* driver = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
-    return driver != nullptr && ::dlsym(driver, "pbm_fake_libcuda_marker") != nullptr;
+    return pbm_test::stand_in_driver_loaded();
   }
   std::uint64_t syncs(pt::SyncApi api, bool expected) { return pt::counters().sync_count(api, expected, ""); }
   std::uint64_t copies(pt::Direction d, pt::MemoryKind m, bool expected) {

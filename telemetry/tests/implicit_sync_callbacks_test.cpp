@@ -9,6 +9,8 @@
 #include <pbm/telemetry/policy.hpp>
 #include <pbm/telemetry/telemetry.hpp>
 
+#include "fake_cupti_session.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cupti.h>
@@ -73,16 +75,9 @@ bool call(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* params
 class ImplicitSyncCallbacks : public ::testing::Test {
  protected:
   void SetUp() override {
-    ::setenv("PBM_CUPTI_PATH", PBM_FAKE_CUPTI_PATH, 1);
-    pt::Config config;
-    config.mode = pt::Mode::count;
-    config.set_nvtx_injection = false;
-    pt::start(config);
-    pt::Status const st = pt::status();
-    ASSERT_TRUE(st.attached) << "could not attach to the fake libcupti: " << st.reason;
-    void* lib = ::dlopen(PBM_FAKE_CUPTI_PATH, RTLD_NOW | RTLD_NOLOAD);
-    ASSERT_NE(lib, nullptr);
-    g_api = reinterpret_cast<ApiFn>(::dlsym(lib, "pbm_fake_cupti_api"));
+    std::string const not_attached = pbm_test::attach_fake_cupti(PBM_FAKE_CUPTI_PATH);
+    ASSERT_TRUE(not_attached.empty()) << not_attached;
+    g_api = pbm_test::fake_cupti_hook<ApiFn>(PBM_FAKE_CUPTI_PATH, "pbm_fake_cupti_api");
     ASSERT_NE(g_api, nullptr);
     pt::add_observer(recorder);
   }
@@ -92,10 +87,7 @@ class ImplicitSyncCallbacks : public ::testing::Test {
   }
   /// Memory kinds need the stand-in driver's cuPointerGetAttributes; where a real driver was loaded
   /// first (a GPU machine), it answers for the fake addresses with an error instead.
-  static bool fake_driver() {
-    void* driver = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
-    return driver != nullptr && ::dlsym(driver, "pbm_fake_libcuda_marker") != nullptr;
-  }
+  static bool fake_driver() { return pbm_test::stand_in_driver_loaded(); }
   /// The sync violations (copies outside an Expect scope break their own rules in count mode).
   std::vector<pt::Violation> sync_violations() {
     std::vector<pt::Violation> out;
