@@ -125,6 +125,48 @@ void verify_unique(void const* src, unsigned long long const* count, std::uint64
 
 void launch_empty(cudaStream_t stream) { empty_kernel<<<1, 32, 0, stream>>>(); }
 
+namespace {
+struct Args40 {
+  unsigned char bytes[40];
+};
+struct Args72 {
+  unsigned char bytes[72];
+};
+__global__ void args_kernel(Args40, void*, unsigned long long, Args72) {}
+}  // namespace
+
+void launch_empty_with_args(cudaStream_t stream) {
+  Args40 a{};
+  void* p = nullptr;
+  unsigned long long n = 0;
+  Args72 b{};
+  void* args[] = {&a, &p, &n, &b};
+  PBM_BENCH_CUDA(cudaLaunchKernel(reinterpret_cast<void const*>(args_kernel), dim3(1), dim3(256), args, 0, stream));
+}
+
+EmptyGraph::EmptyGraph() {
+  PBM_BENCH_CUDA(cudaGraphCreate(&graph_, 0));
+  args_[0] = storage_;
+  args_[1] = storage_ + 40;
+  args_[2] = storage_ + 48;
+  args_[3] = storage_ + 56;
+  params_.func = reinterpret_cast<void*>(args_kernel);
+  params_.gridDim = dim3(1);
+  params_.blockDim = dim3(256);
+  params_.kernelParams = args_;
+  PBM_BENCH_CUDA(cudaGraphAddKernelNode(&node_, graph_, nullptr, 0, &params_));
+  PBM_BENCH_CUDA(cudaGraphInstantiate(&exec_, graph_, 0));
+}
+
+EmptyGraph::~EmptyGraph() {
+  if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+  if (graph_ != nullptr) cudaGraphDestroy(graph_);
+}
+
+void EmptyGraph::launch(cudaStream_t stream) { PBM_BENCH_CUDA(cudaGraphLaunch(exec_, stream)); }
+
+void EmptyGraph::set_params() { PBM_BENCH_CUDA(cudaGraphExecKernelNodeSetParams(exec_, node_, &params_)); }
+
 void launch_flag_write(unsigned long long* flag, unsigned long long value, cudaStream_t stream) {
   flag_kernel<<<1, 1, 0, stream>>>(flag, value);
 }

@@ -72,6 +72,31 @@ void verify_unique(void const* src, unsigned long long const* count, std::uint64
 /// <<<1, 32>>> of a kernel that does nothing: the floor of a launch.
 void launch_empty(cudaStream_t stream);
 
+/// <<<1, 256>>> of an empty kernel taking arguments of the pop kernel's size (128 bytes in four
+/// parameters), launched with cudaLaunchKernel as pbm launches its own: the floor of a pop's launch.
+void launch_empty_with_args(cudaStream_t stream);
+
+/// A CUDA graph of one empty kernel node, instantiated: what a graph-launched pop would launch.
+class EmptyGraph {
+ public:
+  EmptyGraph();
+  ~EmptyGraph();
+  EmptyGraph(EmptyGraph const&) = delete;
+  EmptyGraph& operator=(EmptyGraph const&) = delete;
+  void launch(cudaStream_t stream);
+  /// cudaGraphExecKernelNodeSetParams with the node's own parameters: what a graph-launched pop
+  /// would pay per call to aim the node at its destination and completion.
+  void set_params();
+
+ private:
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphNode_t node_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  cudaKernelNodeParams params_{};
+  void* args_[4] = {};
+  unsigned char storage_[128] = {};
+};
+
 /// <<<1, 1>>> of a kernel whose single write stores `value` to `flag` (mapped host memory).
 void launch_flag_write(unsigned long long* flag, unsigned long long value, cudaStream_t stream);
 

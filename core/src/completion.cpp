@@ -18,7 +18,7 @@ constexpr std::size_t kChunkSize = 64;
 
 bool Completion::done(std::uint64_t gen) const noexcept {
   auto const* done = static_cast<std::uint64_t const volatile*>(&host->done);
-  bool const ready = *done == gen;
+  bool const ready = done_matches(*done, gen);
   if (ready) std::atomic_thread_fence(std::memory_order_acquire);
   return ready;
 }

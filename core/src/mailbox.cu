@@ -26,6 +26,10 @@ struct LaunchAccess {
   }
 };
 
+std::atomic<std::uint32_t> pop_tail_variant{0};
+
+void set_pop_tail_variant(std::uint32_t bits) noexcept { pop_tail_variant.store(bits, std::memory_order_relaxed); }
+
 namespace {
 constexpr unsigned kThreads = 256;
 constexpr std::uint64_t kBytesPerBlock = 64 * 1024;
@@ -43,10 +47,11 @@ template <class Data>
 OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), MailboxRef ref, Data data,
                    std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
                    std::shared_ptr<CompletionPool> const& pool, StatsSnapshot* snapshot,
-                   unsigned long long* device_count) {
+                   unsigned long long* device_count, std::uint64_t hint) {
   unsigned long long count = records;
+  std::uint32_t const tail = pop_tail_variant.load(std::memory_order_relaxed);
   auto const launch = [&](Completion* c) {
-    LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count};
+    LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count, hint, tail};
     void* args[] = {&ref, &data, &count, &target};
     return cudaLaunchKernel(reinterpret_cast<void const*>(kernel), dim3(grid_for(records * stride, multiprocessors)),
                             dim3(kThreads), args, 0, stream);
@@ -158,10 +163,12 @@ std::uint64_t OpHandle::wait(WaitPolicy policy) const {
     }
   }
   auto const* slot = static_cast<detail::ResultSlot const volatile*>(completion_->host);
-  auto const error = static_cast<DeviceError>(slot->error);
-  if (error == DeviceError::release_stalled) throw stall_error(slot->count, slot->stalled_at);
+  std::uint64_t const word = slot->done;
+  std::uint64_t const count = detail::done_count(word);
+  auto const error = static_cast<DeviceError>(detail::done_error(word));
+  if (error == DeviceError::release_stalled) throw stall_error(count, slot->stalled_at);
   if (error != DeviceError::none) throw header_error(std::string("pbm: mailbox header invalid: ") + to_string(error));
-  return slot->count;
+  return count;
 }
 
 // ---------------------------------------------------------------- Mailbox
@@ -244,35 +251,38 @@ void detail::DeviceMemoryDeleter::operator()(void* memory) const noexcept {
   PBM_CUDA_TRY_NOEXCEPT(cudaFree(memory));
 }
 
-void Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
-                                       char const* what) const {
+StreamClass Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
+                                              char const* what) const {
   PBM_EXPECTS(header_ != nullptr, "use of a moved-from Mailbox");
   PBM_EXPECTS(records <= kMaxCapacity * 64, std::string("record count ") + std::to_string(records) +
                                                 " for " + what + " is absurd");
-  detail::check_stream_device(stream, device_);
+  detail::StreamFacts const facts = detail::checked_stream_facts(stream, device_);
   detail::check_device_buffer(ptr, records * stride(), device_, what);
+  return stream_class_for(facts.priority, PriorityRange{priority_least_, priority_greatest_});
 }
 
 PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stream,
                          unsigned long long* device_count) {
   PBM_NVTX_RANGE(push, push);
   DeviceGuard guard(device_);
-  check_stream_and_pointer(records, n, stream, "push source");
+  StreamClass const cls = check_stream_and_pointer(records, n, stream, "push source");
   check_device_count(device_count);
-  state_->count_push(stream_class_of(stream), n);
+  state_->count_push(cls, n);
   return detail::launch_op(&detail::push_kernel, ref_, static_cast<unsigned char const*>(records), n, stride(),
-                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count);
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, detail::kNoHint);
 }
 
 PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
                                   unsigned long long* device_count) {
   PBM_NVTX_RANGE(pop, pop_bulk_async);
   DeviceGuard guard(device_);
-  check_stream_and_pointer(dst, max_records, stream, "pop destination");
+  StreamClass const cls = check_stream_and_pointer(dst, max_records, stream, "pop destination");
   check_device_count(device_count);
-  state_->count_pop(stream_class_of(stream), max_records);
+  state_->count_pop(cls, max_records);
+  // The last snapshot's `consume`: the one-block pop scans there while it reads the real one.
+  std::uint64_t const hint = static_cast<detail::StatsSnapshot const volatile*>(state_->snapshot_host)->consume;
   return detail::launch_op(&detail::pop_kernel, ref_, static_cast<unsigned char*>(dst), max_records, stride(),
-                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count);
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, hint);
 }
 
 std::uint64_t Mailbox::pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy) {
@@ -293,14 +303,6 @@ void Mailbox::check_device_count(unsigned long long const* device_count) const {
   PBM_EXPECTS(reinterpret_cast<std::uintptr_t>(device_count) % alignof(unsigned long long) == 0,
               "device count is not 8-byte aligned");
   detail::check_device_buffer(device_count, sizeof(*device_count), device_, "device count");
-}
-
-StreamClass Mailbox::stream_class_of(cudaStream_t stream) const {
-  PriorityRange const range{priority_least_, priority_greatest_};
-  if (range.greatest == range.least) return StreamClass::peripheral;  // no call needed
-  int priority = range.least;
-  PBM_CUDA_TRY(cudaStreamGetPriority(stream, &priority));
-  return stream_class_for(priority, range);
 }
 
 Stats Mailbox::stats() const {

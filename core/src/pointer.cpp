@@ -8,6 +8,7 @@
 #include <cuda.h>
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <sstream>
 
 namespace pbm {
@@ -126,39 +127,116 @@ void check_aligned(void const* ptr, std::size_t alignment, char const* what) {
               std::string(what) + " " + hex(ptr) + " is not " + std::to_string(alignment) + "-byte aligned");
 }
 
+namespace {
+/// Where a pointer lives and its allocation's range, from one cuPointerGetAttributes call (the
+/// buffer check on every push and pop). False where that call cannot say; locate() and
+/// cuMemGetAddressRange then answer.
+bool locate_with_range(void const* ptr, Location& loc, CUdeviceptr& base, std::size_t& size) {
+  GetPointerAttributes const get = pointer_attributes_fn();
+  if (get == nullptr) return false;
+  unsigned int memory_type = 0;  // CUmemorytype; 0 when not a CUDA pointer
+  unsigned int managed = 0;
+  int ordinal = -1;
+  CUdeviceptr start = 0;
+  std::size_t bytes = 0;
+  CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                                 CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+                                 CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+  void* data[] = {&memory_type, &managed, &ordinal, &start, &bytes};
+  if (get(5, attrs, data, reinterpret_cast<CUdeviceptr>(ptr)) != CUDA_SUCCESS) return false;
+  if (managed == 0 && memory_type != CU_MEMORYTYPE_DEVICE) return false;  // the rare cases: the full path
+  loc.cuda = true;
+  loc.managed = managed != 0;
+  loc.device = true;
+  loc.ordinal = ordinal;
+  base = start;
+  size = bytes;
+  return bytes != 0;
+}
+}  // namespace
+
 void check_device_buffer(void const* ptr, std::uint64_t bytes, int device, char const* what) {
   PBM_EXPECTS(ptr != nullptr || bytes == 0, std::string(what) + " is null");
   if (bytes == 0) return;
   PBM_EXPECTS(reinterpret_cast<std::uintptr_t>(ptr) % 4 == 0,
               std::string(what) + " " + hex(ptr) + " is not 4-byte aligned");
-  Location const loc = locate(ptr, what);
+  Location loc;
+  CUdeviceptr base = 0;
+  std::size_t size = 0;
+  bool have_range = locate_with_range(ptr, loc, base, size);
+  if (!have_range) loc = locate(ptr, what);
   PBM_EXPECTS(loc.device, std::string(what) + " " + hex(ptr) + " is host memory" +
                               (loc.cuda ? " (pinned or registered)" : "") + "; device memory is required");
   PBM_EXPECTS(loc.managed || loc.ordinal == device,
               std::string(what) + " " + hex(ptr) + " is on device " + std::to_string(loc.ordinal) +
                   ", the mailbox on device " + std::to_string(device));
-  if (GetAddressRange const range = address_range_fn()) {
-    CUdeviceptr base = 0;
-    size_t size = 0;
-    if (range(&base, &size, reinterpret_cast<CUdeviceptr>(ptr)) == CUDA_SUCCESS) {
-      auto const offset = reinterpret_cast<CUdeviceptr>(ptr) - base;
-      PBM_EXPECTS(offset + bytes <= size, std::string(what) + " is too small: " + std::to_string(bytes) +
-                                              " bytes needed, " + std::to_string(size - offset) +
-                                              " available in its allocation");
-    }
+  if (!have_range) {
+    GetAddressRange const range = address_range_fn();
+    have_range = range != nullptr && range(&base, &size, reinterpret_cast<CUdeviceptr>(ptr)) == CUDA_SUCCESS;
+  }
+  if (have_range) {
+    auto const offset = reinterpret_cast<CUdeviceptr>(ptr) - base;
+    PBM_EXPECTS(offset + bytes <= size, std::string(what) + " is too small: " + std::to_string(bytes) +
+                                            " bytes needed, " + std::to_string(size - offset) +
+                                            " available in its allocation");
   }
 }
 
-void check_stream_device(cudaStream_t stream, int device) {
-  if (stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread) return;  // current device's
-  int stream_device = -1;
-  cudaError_t const err = cudaStreamGetDevice(stream, &stream_device);
-  if (err != cudaSuccess) {
-    static_cast<void>(cudaGetLastError());
-    PBM_EXPECTS(false, std::string("invalid stream (") + cudaGetErrorName(err) + ")");
-  }
+namespace {
+bool default_stream(cudaStream_t stream) noexcept {
+  return stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
+}
+
+[[noreturn]] void invalid_stream(cudaError_t err) {
+  static_cast<void>(cudaGetLastError());
+  PBM_EXPECTS(false, std::string("invalid stream (") + cudaGetErrorName(err) + ")");
+  std::abort();  // not reached: PBM_EXPECTS(false, ...) throws
+}
+
+void expect_device(int stream_device, int device) {
   PBM_EXPECTS(stream_device == device, "stream is on device " + std::to_string(stream_device) +
                                            ", the mailbox on device " + std::to_string(device));
+}
+}  // namespace
+
+void check_stream_device(cudaStream_t stream, int device) {
+  if (default_stream(stream)) return;  // current device's
+  int stream_device = -1;
+  cudaError_t const err = cudaStreamGetDevice(stream, &stream_device);
+  if (err != cudaSuccess) invalid_stream(err);
+  expect_device(stream_device, device);
+}
+
+StreamFacts stream_facts(cudaStream_t stream) {
+  struct Entry {
+    unsigned long long id;
+    StreamFacts facts;
+    bool valid;
+  };
+  constexpr unsigned kEntries = 4;
+  thread_local Entry cache[kEntries] = {};  // trivially destructible: nothing runs at thread exit
+  thread_local unsigned next = 0;
+  unsigned long long id = 0;
+  cudaError_t err = cudaStreamGetId(stream, &id);
+  if (err != cudaSuccess) invalid_stream(err);
+  for (Entry const& e : cache)
+    if (e.valid && e.id == id) return e.facts;
+  StreamFacts facts{-1, 0};
+  if (!default_stream(stream)) {
+    err = cudaStreamGetDevice(stream, &facts.device);
+    if (err != cudaSuccess) invalid_stream(err);
+  }
+  err = cudaStreamGetPriority(stream, &facts.priority);
+  if (err != cudaSuccess) invalid_stream(err);
+  cache[next] = Entry{id, facts, true};
+  next = (next + 1) % kEntries;
+  return facts;
+}
+
+StreamFacts checked_stream_facts(cudaStream_t stream, int device) {
+  StreamFacts const facts = stream_facts(stream);
+  if (facts.device >= 0) expect_device(facts.device, device);
+  return facts;
 }
 
 }  // namespace pbm::detail

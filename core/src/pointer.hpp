@@ -21,4 +21,19 @@ void check_device_buffer(void const* ptr, std::uint64_t bytes, int device, char 
 /// Throws std::invalid_argument when `stream` belongs to another device than `device`.
 void check_stream_device(cudaStream_t stream, int device);
 
+/// What a push or pop needs to know of its stream.
+struct StreamFacts {
+  int device;    // -1 for the null, legacy and per-thread default streams (the current device's)
+  int priority;  // cudaStreamGetPriority
+};
+
+/// A stream's device and priority, from a cache of each thread's last few streams keyed by the
+/// stream's unique id (cudaStreamGetId: one runtime call on a hit instead of two queries; a stream
+/// destroyed and another created at the same address gets a new id). Throws std::invalid_argument
+/// for an invalid stream. No synchronisation.
+StreamFacts stream_facts(cudaStream_t stream);
+
+/// stream_facts, then check_stream_device's check on its device.
+StreamFacts checked_stream_facts(cudaStream_t stream, int device);
+
 }  // namespace pbm::detail

@@ -33,7 +33,7 @@ struct HostCompletions {
 };
 
 /// The kernel of `c`'s current launch publishes its result.
-void publish(Completion* c) { c->host->done = c->generation; }
+void publish(Completion* c) { c->host->done = pbm::detail::done_word(c->generation, 0, 0); }
 
 TEST(CompletionPool, AFailedEventRecordAfterALaunchKeepsTheCompletionUntilItsKernelPublishes) {
   HostCompletions storage(3);
@@ -78,3 +78,31 @@ TEST(CompletionPool, AReleasedHandleIsReusedOnlyAfterItsKernelPublishes) {
 }
 
 }  // namespace
+
+// The done word a kernel publishes: count, error and generation in one 8-byte store.
+TEST(DoneWord, CarriesCountErrorAndGeneration) {
+  using pbm::detail::done_count;
+  using pbm::detail::done_error;
+  using pbm::detail::done_matches;
+  using pbm::detail::done_word;
+  std::uint64_t const w = done_word(77, pbm::kMaxCapacity, 5);
+  EXPECT_TRUE(done_matches(w, 77));
+  EXPECT_EQ(done_count(w), pbm::kMaxCapacity);
+  EXPECT_EQ(done_error(w), 5u);
+  EXPECT_FALSE(done_matches(w, 76));
+  EXPECT_FALSE(done_matches(w, 78));
+  EXPECT_EQ(done_count(done_word(1, 0, 0)), 0u);
+}
+
+TEST(DoneWord, APreviousGenerationNeverMatchesAcrossTheWrap) {
+  using pbm::detail::done_matches;
+  using pbm::detail::done_word;
+  using pbm::detail::kGenerationMask;
+  // A slot's first generation is 1: the zeroed slot must not read as done.
+  EXPECT_FALSE(done_matches(0, 1));
+  for (std::uint64_t gen : {kGenerationMask - 1, kGenerationMask, kGenerationMask + 1, kGenerationMask + 2,
+                            (std::uint64_t{1} << 40) + 3}) {
+    EXPECT_TRUE(done_matches(done_word(gen, 8, 0), gen)) << gen;
+    EXPECT_FALSE(done_matches(done_word(gen - 1, 8, 0), gen)) << "stale word of generation " << gen - 1;
+  }
+}

@@ -197,8 +197,9 @@ class Mailbox {
   };
   Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device, std::string name,
           std::uint64_t initial_position, External const* external);
-  void check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream, char const* what) const;
-  StreamClass stream_class_of(cudaStream_t stream) const;
+  /// The checks of a push or pop; returns the stream's class for the call counters.
+  StreamClass check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
+                                       char const* what) const;
   void check_device_count(unsigned long long const* device_count) const;
 
   using DeviceMemory = std::unique_ptr<void, detail::DeviceMemoryDeleter>;
