@@ -61,8 +61,14 @@ struct CompletionPool::Chunk {
 
   void destroy() noexcept {
     ExpectedSyncScope expected_frees;  // pbm's own: cudaFree and cudaFreeHost wait for the device
-    for (auto& item : items)
+    for (auto& item : items) {
+      for (Completion::Graph& g : item.graphs) {
+        if (g.exec != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaGraphExecDestroy(g.exec));
+        if (g.graph != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaGraphDestroy(g.graph));
+        g = Completion::Graph{};
+      }
       if (item.event != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaEventDestroy(item.event));
+    }
     if (cells != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFree(cells));
     if (host != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaFreeHost(host));
     cells = nullptr;

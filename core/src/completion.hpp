@@ -23,6 +23,18 @@ struct Completion {
   LaunchCell* cell = nullptr;    // device memory
   cudaEvent_t event = nullptr;
   std::uint64_t generation = 0;  // of the launch that uses it now (or used it last)
+  /// The completion's own CUDA graphs, one per kernel (push, pop), made at its first launch of that
+  /// kernel: a kernel node, then a node recording `event`. Aimed at each launch's arguments with
+  /// cudaGraphExecKernelNodeSetParams and launched with cudaGraphLaunch, they cost the host less than
+  /// cudaLaunchKernel + cudaEventRecord (BENCHMARKS.md, figure 2). `failed`: could not be made; the
+  /// completion launches its kernels directly.
+  struct Graph {
+    cudaGraph_t graph = nullptr;
+    cudaGraphNode_t kernel = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    bool failed = false;
+  };
+  Graph graphs[2];
 
   /// True once the launch of `generation` has published its result. No CUDA call.
   bool done(std::uint64_t gen) const noexcept;

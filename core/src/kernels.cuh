@@ -190,6 +190,7 @@ enum PopTail : std::uint32_t {
   kTailAcqRelFence = 2,   // fence.acq_rel.sys before `done` instead of fence.sc.sys
   kTailNoHint = 4,        // no scan at the hint: read `consume`, then scan
   kTailOld = 8,           // the pop of 2026-11-25 (pop_one_block_v1)
+  kTailKernelLaunch = 16, // host side: cudaLaunchKernel + cudaEventRecord instead of the completion's graph
 };
 
 /// A pop by a launch of one block (small pops): claim, copy, release and publish with as few
@@ -288,7 +289,7 @@ __device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned lo
       bool const released = p.error == 0 && n != 0;
       volatile StatsSnapshot* snap = target.snapshot;
       snap->reserve = s_reserve;
-      snap->consume = p.error == 0 ? from + n : from;
+      snap->consume = from + n;  // claimed even when the release stalled
       snap->release = released ? from + n : s_seen;
       snap->dropped = s_dropped;
       snap->pop_calls = s_pop_calls + (released ? 1 : 0);

@@ -40,23 +40,69 @@ unsigned grid_for(std::uint64_t bytes, int multiprocessors) {
   return static_cast<unsigned>(std::clamp<std::uint64_t>(blocks, 1, most));
 }
 
-/// One push or pop: a completion from the pool, one kernel launch, one event record. The launch's
-/// own status is checked (not cudaGetLastError, which would also report an earlier failure of the
-/// caller's and costs a runtime call on every operation).
+/// The completion's graph for `kernel` (slot `which`), made at first use from `params`; null when it
+/// cannot be made (the error is cleared and the completion launches directly from then on).
+cudaGraphExec_t graph_for(Completion& c, int which, cudaKernelNodeParams const& params) {
+  Completion::Graph& g = c.graphs[which];
+  if (g.exec != nullptr || g.failed) return g.exec;
+  cudaGraphNode_t record = nullptr;
+  cudaError_t err = cudaGraphCreate(&g.graph, 0);
+  if (err == cudaSuccess) err = cudaGraphAddKernelNode(&g.kernel, g.graph, nullptr, 0, &params);
+  if (err == cudaSuccess) err = cudaGraphAddEventRecordNode(&record, g.graph, &g.kernel, 1, c.event);
+  if (err == cudaSuccess) err = cudaGraphInstantiate(&g.exec, g.graph, 0);
+  if (err != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // this call's own failure, not the caller's
+    if (g.graph != nullptr) PBM_CUDA_TRY_NOEXCEPT(cudaGraphDestroy(g.graph));
+    g = Completion::Graph{};
+    g.failed = true;
+  }
+  return g.exec;
+}
+
+/// True when work enqueued on `stream` now would be captured into a graph rather than run (or the
+/// stream cannot say): pbm's own graphs are not launched into a capture.
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    return true;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
+/// One push or pop: a completion from the pool, then its graph (kernel + event record) aimed at this
+/// launch and launched; or, while the stream is being captured or where the graph cannot be made,
+/// one kernel launch and one event record. The launch's own status is checked (not
+/// cudaGetLastError, which would also report an earlier failure of the caller's and costs a runtime
+/// call on every operation).
 template <class Data>
-OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), MailboxRef ref, Data data,
-                   std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
+OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), int which, MailboxRef ref,
+                   Data data, std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
                    std::shared_ptr<CompletionPool> const& pool, StatsSnapshot* snapshot,
                    unsigned long long* device_count, std::uint64_t hint) {
   unsigned long long count = records;
   std::uint32_t const tail = pop_tail_variant.load(std::memory_order_relaxed);
+  bool const direct = (tail & kTailKernelLaunch) != 0 || capturing(stream);
+  bool graphed = false;
   auto const launch = [&](Completion* c) {
     LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count, hint, tail};
     void* args[] = {&ref, &data, &count, &target};
-    return cudaLaunchKernel(reinterpret_cast<void const*>(kernel), dim3(grid_for(records * stride, multiprocessors)),
-                            dim3(kThreads), args, 0, stream);
+    dim3 const grid(grid_for(records * stride, multiprocessors));
+    if (!direct) {
+      cudaKernelNodeParams params{};
+      params.func = reinterpret_cast<void*>(kernel);
+      params.gridDim = grid;
+      params.blockDim = dim3(kThreads);
+      params.kernelParams = args;
+      if (cudaGraphExec_t const exec = graph_for(*c, which, params)) {
+        graphed = true;
+        cudaError_t const set = cudaGraphExecKernelNodeSetParams(exec, c->graphs[which].kernel, &params);
+        return set != cudaSuccess ? set : cudaGraphLaunch(exec, stream);
+      }
+    }
+    return cudaLaunchKernel(reinterpret_cast<void const*>(kernel), grid, dim3(kThreads), args, 0, stream);
   };
-  auto const record = [&](Completion* c) { return cudaEventRecord(c->event, stream); };
+  auto const record = [&](Completion* c) { return graphed ? cudaSuccess : cudaEventRecord(c->event, stream); };
   return LaunchAccess::make(pool, launch_on_completion(*pool, launch, record), records);
 }
 }  // namespace
@@ -268,7 +314,7 @@ PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stre
   StreamClass const cls = check_stream_and_pointer(records, n, stream, "push source");
   check_device_count(device_count);
   state_->count_push(cls, n);
-  return detail::launch_op(&detail::push_kernel, ref_, static_cast<unsigned char const*>(records), n, stride(),
+  return detail::launch_op(&detail::push_kernel, 0, ref_, static_cast<unsigned char const*>(records), n, stride(),
                            multiprocessors_, stream, pool_, state_->snapshot_device, device_count, detail::kNoHint);
 }
 
@@ -281,7 +327,7 @@ PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStre
   state_->count_pop(cls, max_records);
   // The last snapshot's `consume`: the one-block pop scans there while it reads the real one.
   std::uint64_t const hint = static_cast<detail::StatsSnapshot const volatile*>(state_->snapshot_host)->consume;
-  return detail::launch_op(&detail::pop_kernel, ref_, static_cast<unsigned char*>(dst), max_records, stride(),
+  return detail::launch_op(&detail::pop_kernel, 1, ref_, static_cast<unsigned char*>(dst), max_records, stride(),
                            multiprocessors_, stream, pool_, state_->snapshot_device, device_count, hint);
 }
 

@@ -456,6 +456,64 @@ TEST(MailboxGpu, BlockPushWorksForBlocksNotAMultipleOf32AndFor2DAnd3DBlocks) {
   }
 }
 
+// -------------------------------------------------------- graphs: pbm's own, and a user's capture
+
+// Pops and pushes launch each completion's own graph (kernel + event record): every wait mode, a
+// stream waiting on the handle, and more operations in flight than one chunk of completions holds.
+TEST(MailboxGpu, GraphLaunchedOperationsCompleteInEveryWaitModeAndHandOff) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(4096, sizeof(Rec));
+  DeviceBuffer<Rec> in(200 * 4), out(200 * 4);
+  in.from_host(make_records(9, 0, 200 * 4));
+  pbm::Stream stream(pbm::StreamClass::focus), other(pbm::StreamClass::peripheral);
+  std::vector<pbm::PushHandle> pushes;
+  for (int i = 0; i < 200; ++i) pushes.push_back(mailbox.push(in.ptr + 4 * i, 4, stream));  // > 64 in flight
+  for (auto& h : pushes) ASSERT_EQ(h.wait(pbm::WaitPolicy{pbm::WaitMode::block, 0}), 4u);
+  std::vector<pbm::PopHandle> pops;
+  for (int i = 0; i < 200; ++i) pops.push_back(mailbox.pop_bulk_async(out.ptr + 4 * i, 4, stream));
+  pops.back().wait_on(other);  // the event the graph recorded orders the other stream
+  PBM_TEST_CUDA(cudaStreamSynchronize(other));
+  EXPECT_TRUE(pops.back().ready()) << "the other stream ran past the event before the pop published";
+  std::uint64_t popped = 0;
+  for (std::size_t i = 0; i < pops.size(); ++i) {
+    pbm::WaitMode const mode = i % 3 == 0 ? pbm::WaitMode::spin : i % 3 == 1 ? pbm::WaitMode::block
+                                                                              : pbm::WaitMode::spin_then_block;
+    popped += pops[i].wait(pbm::WaitPolicy{mode, 1000});
+  }
+  EXPECT_EQ(popped, 800u);
+  auto const host = out.to_host();
+  for (std::uint32_t i = 0; i < 800; ++i) ASSERT_EQ(host[i].seq, i) << "record " << i;
+  EXPECT_EQ(mailbox.stats().popped, 800u);
+}
+
+// A push and a pop enqueued while the user's stream is being captured become nodes of the user's
+// graph (pbm launches its kernels directly then): nothing runs until the graph is launched.
+TEST(MailboxGpu, PushAndPopCapturedIntoAUsersGraphRunWhenItIsLaunched) {
+  PBM_REQUIRE_GPU();
+  pbm::Mailbox mailbox(64, sizeof(Rec));
+  DeviceBuffer<Rec> in(8), out(8);
+  in.from_host(make_records(5, 0, 8));
+  fill_poison(out);
+  pbm::Stream stream(pbm::StreamClass::peripheral);
+  cudaGraph_t graph = nullptr;
+  PBM_TEST_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  pbm::PushHandle push = mailbox.push(in.ptr, 8, stream);
+  pbm::PopHandle pop = mailbox.pop_bulk_async(out.ptr, 8, stream);
+  PBM_TEST_CUDA(cudaStreamEndCapture(stream, &graph));
+  EXPECT_FALSE(push.ready());
+  EXPECT_FALSE(pop.ready());
+  cudaGraphExec_t exec = nullptr;
+  PBM_TEST_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  PBM_TEST_CUDA(cudaGraphLaunch(exec, stream));
+  PBM_TEST_CUDA(cudaStreamSynchronize(stream));
+  EXPECT_EQ(push.wait(), 8u);
+  EXPECT_EQ(pop.wait(), 8u);
+  auto const host = out.to_host();
+  for (std::uint32_t i = 0; i < 8; ++i) EXPECT_EQ(host[i].check, checksum(5, i));
+  PBM_TEST_CUDA(cudaGraphExecDestroy(exec));
+  PBM_TEST_CUDA(cudaGraphDestroy(graph));
+}
+
 // -------------------------------------------------------- count without sync, handoff
 
 __global__ void spin_kernel(long long cycles) {
