@@ -31,7 +31,9 @@ cudaStream_t BoundMailbox::current_stream() const { return at::cuda::getCurrentC
 at::Tensor BoundMailbox::empty(at::IntArrayRef sizes, at::ScalarType dtype) const {
   // The function at::empty reaches for a CUDA tensor, called without the dispatcher's trip there:
   // a plain tensor from the caching allocator, on the current stream of this device.
-  return at::Tensor(at::detail::empty_cuda(sizes, dtype, at::Device(at::kCUDA, device_), std::nullopt));
+  // (MemoryFormat::Contiguous is the default; a value compiles against any c10::optional.)
+  return at::Tensor(
+      at::detail::empty_cuda(sizes, dtype, at::Device(at::kCUDA, device_), at::MemoryFormat::Contiguous));
 }
 
 std::uint64_t BoundMailbox::records_in(at::Tensor const& t, char const* what) const {
