@@ -109,7 +109,7 @@ class TensorRing:
         self.tail += n
 
     def pop(self, max_records):
-        n = min(int(self.tail.item()) - self.head, max_records)  # the device-to-host copy and sync pbm does without
+        n = min(self.tail.item() - self.head, max_records)  # the device-to-host copy and sync pbm does without
         start = self.head % self.capacity
         if start + n <= self.capacity:
             out = self.payload[start:start + n].clone()  # the caller's own copy, as pbm's pop gives
