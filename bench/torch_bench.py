@@ -1,21 +1,34 @@
 #!/usr/bin/env python3
-"""Figure 6: a pbm.Mailbox push + pop cycle vs a plain tensor ring buffer that reads its count with .item().
+"""Figure 6: a pbm.Mailbox push + pop cycle against the plainest PyTorch ring read with .item(), and
+against the same cycle in C++ in this process.
 
     PYTHONPATH=<build>/python python3 bench/torch_bench.py [--quick | --full] [--json PATH]
 
-One cycle pushes 8 records of 64 B (a [8, 64] uint8 CUDA tensor) and pops up to 8, and the host
-holds the popped count and a [count, 64] tensor of the records at the end:
+One cycle pushes 8 records of 64 B (a [8, 64] uint8 CUDA tensor) and pops up to 8; at the end the host
+holds the popped count and the records. Variants, all on the current stream:
 
   pbm          mb.push(records); mb.pop(8, wait="spin"): the count comes home through pinned mapped
                memory written by the pop kernel (no memcpy, no stream sync).
-  tensor ring  what one writes without pbm: a [capacity, 64] uint8 tensor with head/tail as 0-dim
-               int64 CUDA tensors; push = index_copy_ at (tail + arange(n)) % capacity, tail += n;
-               pop = count = min(tail - head, max), n = count.item() (device-to-host copy + sync),
-               index_select of n rows, head += n.
+  cxx          the same cycle in C++ on the same mailbox (mailbox_ext._cxx_cycle_ns, no GIL):
+               Mailbox::push (its count written to a device word, as mb.push writes its count tensor) +
+               pop_bulk_async(8) into a buffer allocated once + wait(spin), steady_clock around each
+               cycle. What the Python cycle costs above it is the binding's.
+  tensor_ring  the rival: the plainest PyTorch a user writes first (BENCHMARKS.md says why). A
+               [capacity, 64] uint8 payload tensor and one int64 CUDA tensor, the write index, advanced
+               on the GPU: push = payload.index_copy_(0, (tail + steps[:n]) % capacity, records);
+               tail += n. The one consumer, the host, keeps its read index as a Python int:
+               pop = n = min(tail.item() - head, 8) (device-to-host copy + stream sync), the n rows
+               from head % capacity copied out (.clone(); two slices and a cat when they wrap), head += n.
+  index_ring   the earlier rival, kept to compare with earlier runs (no goal): head and tail both 0-dim
+               CUDA tensors; pop = count = clamp(tail - head, max=8), count.item(), index_select at
+               (head + arange(n)) % capacity, head += n on the GPU.
 
-Host time per cycle (time.perf_counter_ns), median and p99; the two are interleaved in rounds of
-cycles, in alternating order, after a warm-up. Every cycle's count is checked (8); a sample of
-cycles also compares the popped bytes with the pushed ones (untimed). Goal: pbm >= 3x faster.
+Host time per cycle (time.perf_counter_ns; the C++ cycle reads steady_clock, the same clock), median
+and p99. The variants are interleaved in rounds of cycles, the order reversed every other round, after
+a warm-up. Every count is checked (8 per cycle; the C++ cycle checks its own and raises); a sample of
+cycles also compares the popped bytes with the pushed ones (untimed; for the C++ cycle, its buffer,
+zeroed before each round, after the round). The rings are checked across a wrap-around first.
+Goals: tensor_ring >= 3x pbm (median); pbm <= 1.3x cxx (median); pbm p99 <= 60 us.
 
 Exit status 0 (first line "SKIP: ...") where torch, a CUDA GPU or the pbm extension is missing,
 1 when a check failed, 2 for usage errors.
@@ -78,7 +91,36 @@ def import_pbm():
 
 
 class TensorRing:
-    """A single-producer, single-consumer ring of fixed-stride records in one uint8 CUDA tensor."""
+    """The rival: the plainest single-producer, single-consumer ring in PyTorch. The write index lives on
+    the GPU (the producer's count is known there only); the host, the one consumer, keeps its read index
+    and reads the write index with .item()."""
+
+    def __init__(self, torch, capacity, stride, device):
+        self.torch = torch
+        self.capacity = capacity
+        self.payload = torch.zeros((capacity, stride), dtype=torch.uint8, device=device)
+        self.tail = torch.zeros((), dtype=torch.int64, device=device)  # next free slot, advanced on the GPU
+        self.head = 0  # next record to pop: the host's own count
+        self.steps = torch.arange(capacity, dtype=torch.int64, device=device)
+
+    def push(self, records):
+        n = records.shape[0]
+        self.payload.index_copy_(0, (self.tail + self.steps[:n]) % self.capacity, records)
+        self.tail += n
+
+    def pop(self, max_records):
+        n = min(self.tail.item() - self.head, max_records)  # the device-to-host copy and sync pbm does without
+        start = self.head % self.capacity
+        if start + n <= self.capacity:
+            out = self.payload[start:start + n].clone()  # the caller's own copy, as pbm's pop gives
+        else:
+            out = self.torch.cat((self.payload[start:], self.payload[:start + n - self.capacity]))
+        self.head += n
+        return out
+
+
+class IndexRing:
+    """The earlier rival: head and tail as 0-dim CUDA tensors, pops through index_select."""
 
     def __init__(self, torch, capacity, stride, device):
         self.torch = torch
@@ -101,6 +143,17 @@ class TensorRing:
         out = self.buf.index_select(0, idx)
         self.head += n
         return out
+
+
+def check_ring_wraps(torch, ring_type, records):
+    """A ring of 12 slots fed 8 records per cycle wraps on the second cycle: the bytes must survive it."""
+    ring = ring_type(torch, 12, records.shape[1], records.device)
+    for cycle in range(4):
+        ring.push(records)
+        out = ring.pop(records.shape[0])
+        if out.shape[0] != records.shape[0] or not torch.equal(out, records):
+            return f"{ring_type.__name__}: cycle {cycle} across the wrap-around popped other bytes than it pushed"
+    return None
 
 
 def summarise(samples_ns):
@@ -159,8 +212,15 @@ def main():
     records = records.to(torch.uint8).view(RECORDS, STRIDE).contiguous()
     mb = pbm.Mailbox(capacity=4096, stride=STRIDE, name="torch_bench")
     ring = TensorRing(torch, 4096, STRIDE, device)
-    errors = []
-    checked = {"pbm": 0, "tensor_ring": 0}
+    index_ring = IndexRing(torch, 4096, STRIDE, device)
+    cxx_dst = torch.zeros(RECORDS * STRIDE, dtype=torch.uint8, device=device)  # the C++ cycle's pop buffer
+    cxx_count = torch.zeros((), dtype=torch.int64, device=device)  # where its pushes write their count
+    errors = [e for e in (check_ring_wraps(torch, TensorRing, records), check_ring_wraps(torch, IndexRing, records))
+              if e]
+    variants = ("pbm", "cxx", "tensor_ring", "index_ring")
+    checked = {v: 0 for v in variants}  # records whose bytes were compared
+    counted = {v: 0 for v in variants}  # cycles whose count was checked
+    samples = {v: [] for v in variants}
 
     def cycle_pbm():
         mb.push(records)
@@ -170,10 +230,13 @@ def main():
         ring.push(records)
         return ring.pop(RECORDS)
 
-    cycles = {"pbm": cycle_pbm, "tensor_ring": cycle_ring}
-    samples = {"pbm": [], "tensor_ring": []}
+    def cycle_index_ring():
+        index_ring.push(records)
+        return index_ring.pop(RECORDS)
 
-    def run(variant, n, keep):
+    cycles = {"pbm": cycle_pbm, "tensor_ring": cycle_ring, "index_ring": cycle_index_ring}
+
+    def run_python(variant, n, keep):
         fn = cycles[variant]
         clock = time.perf_counter_ns
         for i in range(n):
@@ -183,6 +246,7 @@ def main():
             if out.shape[0] != RECORDS:
                 errors.append(f"{variant}: popped {out.shape[0]} records, expected {RECORDS}")
                 return False
+            counted[variant] += 1
             if keep:
                 samples[variant].append(t1 - t0)
             if i % check_every == 0:  # untimed: the bytes that came out are the bytes that went in
@@ -192,53 +256,101 @@ def main():
                 checked[variant] += RECORDS
         return True
 
+    def run_cxx(n, keep):
+        cxx_dst.zero_()  # untimed: stale bytes from the last round cannot pass the check below
+        try:
+            ns = pbm.ext._cxx_cycle_ns(mb._bound(), records, cxx_dst, n, cxx_count)  # checks every count
+        except RuntimeError as e:
+            errors.append(f"cxx: {e}")
+            return False
+        counted["cxx"] += len(ns)
+        if keep:
+            samples["cxx"].extend(ns)
+        if not torch.equal(cxx_dst.view(RECORDS, STRIDE), records) or int(cxx_count) != RECORDS:
+            errors.append("cxx: the last cycle's popped bytes or push count differ from the pushed records")
+            return False
+        checked["cxx"] += RECORDS
+        return True
+
+    def run(variant, n, keep):
+        return run_cxx(n, keep) if variant == "cxx" else run_python(variant, n, keep)
+
     torch.cuda.synchronize()
-    ok = run("pbm", warmup, False) and run("tensor_ring", warmup, False)
+    ok = not errors and all(run(v, warmup, False) for v in variants)
     for r in range(rounds):
         if not ok:
             break
-        order = ("pbm", "tensor_ring") if r % 2 == 0 else ("tensor_ring", "pbm")
-        for variant in order:
+        for variant in (variants if r % 2 == 0 else variants[::-1]):
             ok = ok and run(variant, per_round, True)
     torch.cuda.synchronize()
     stats = mb.stats()
     if stats["dropped"] != 0:
         errors.append(f"pbm: {stats['dropped']} records dropped")
 
-    p, t = summarise(samples["pbm"]), summarise(samples["tensor_ring"])
-    speedup = t["median"] / p["median"] if p.get("median") else None
-    met = speedup is not None and speedup >= 3.0
-    goal = {"what": "pbm push+pop cycle >= 3x faster than the tensor ring (median)", "value": speedup, "op": ">=",
-            "target": 3.0, "met": met}
+    p, c = summarise(samples["pbm"]), summarise(samples["cxx"])
+    t, x = summarise(samples["tensor_ring"]), summarise(samples["index_ring"])
 
-    def row(item, value, unit, reference, reference_value, ratio, ratio_is, goal_=None):
+    def ratio(a, b, key):
+        return a[key] / b[key] if a.get(key) and b.get(key) else None
+
+    ring_over_pbm = ratio(t, p, "median")
+    py_over_cxx = ratio(p, c, "median")
+    p99 = p.get("p99")
+
+    def goal(what, value, op, target):
+        met = value is not None and (value >= target if op == ">=" else value <= target)
+        return {"what": what, "value": value, "op": op, "target": target, "met": met}
+
+    goal_ring = goal("pbm push+pop cycle >= 3x faster than the plain tensor ring with .item() (median)",
+                     ring_over_pbm, ">=", 3.0)
+    goal_cxx = goal("pbm Python cycle <= 1.3x the same cycle in C++, same mailbox, same process (median)",
+                    py_over_cxx, "<=", 1.3)
+    goal_p99 = goal("pbm Python cycle p99 <= 60 us", p99, "<=", 60.0)
+
+    def row(item, value, unit, reference, reference_value, ratio_, ratio_is, goal_=None):
         r = {"item": item, "value": value, "unit": unit, "reference": reference, "reference_value": reference_value,
-             "ratio": ratio, "ratio_is": ratio_is}
+             "ratio": ratio_, "ratio_is": ratio_is}
         if goal_ is not None:
             r["goal"] = goal_
         return r
 
     fig = {
         "id": "6",
-        "title": "PyTorch: pbm.Mailbox push + pop cycle vs a tensor ring buffer read with .item()",
-        "method": "host time.perf_counter_ns per cycle; variants interleaved in rounds, alternating order, after a "
-                  "warm-up; every count checked, a sample of cycles' bytes compared (untimed)",
+        "title": "PyTorch: pbm.Mailbox push + pop cycle vs the plainest tensor ring read with .item(), and vs "
+                 "the same cycle in C++",
+        "method": "host time.perf_counter_ns per cycle (C++ cycle: steady_clock, in C++); variants interleaved in "
+                  "rounds, order reversed every other round, after a warm-up; every count checked, a sample of "
+                  "cycles' bytes compared (untimed)",
         "params": {"records_per_cycle": RECORDS, "record_bytes": STRIDE, "warmup_cycles": warmup, "rounds": rounds,
-                   "cycles_per_round": per_round, "verified_records": checked,
-                   "pbm_wait": "spin", "nvtx_injection": os.environ.get("NVTX_INJECTION64_PATH", ""),
+                   "cycles_per_round": per_round, "verified_records": checked, "checked_counts": counted,
+                   "pbm_wait": "spin", "cxx_push_device_count": True,
+                   "nvtx_injection": os.environ.get("NVTX_INJECTION64_PATH", ""),
                    "telemetry_mode": pbm.telemetry.mode() if hasattr(pbm.telemetry, "mode") else None},
         "series": {
             "pbm": dict(p, what="pbm.Mailbox.push(records) + pop(8, wait='spin')"),
-            "tensor_ring": dict(t, what="index_copy_ push; pop with count.item() + index_select"),
+            "cxx": dict(c, what="C++ on the same mailbox: Mailbox::push (device count) + pop_bulk_async(8) + "
+                                "wait(spin)"),
+            "tensor_ring": dict(t, what="payload.index_copy_ at (tail + steps) % capacity, tail += n on the GPU; "
+                                        "pop: tail.item(), rows cloned from the host's head"),
+            "index_ring": dict(x, what="earlier rival: head/tail on the GPU, clamp + count.item() + index_select"),
         },
-        "ratios": {"tensor_ring_over_pbm_median": speedup,
-                   "tensor_ring_over_pbm_p99": (t["p99"] / p["p99"]) if p.get("p99") else None},
-        "goals": [goal],
+        "ratios": {"tensor_ring_over_pbm_median": ring_over_pbm,
+                   "tensor_ring_over_pbm_p99": ratio(t, p, "p99"),
+                   "pbm_over_cxx_median": py_over_cxx,
+                   "pbm_over_cxx_p99": ratio(p, c, "p99"),
+                   "index_ring_over_pbm_median": ratio(x, p, "median")},
+        "goals": [goal_ring, goal_cxx, goal_p99],
         "table": [
-            row("pbm push+pop cycle, median", p.get("median"), "us", "tensor ring + .item()", t.get("median"),
-                speedup, "ring/pbm", goal),
-            row("pbm push+pop cycle, p99", p.get("p99"), "us", "tensor ring + .item() p99", t.get("p99"),
-                (t["p99"] / p["p99"]) if p.get("p99") else None, "ring/pbm"),
+            row("pbm push+pop cycle, median", p.get("median"), "us", "plain tensor ring + .item()", t.get("median"),
+                ring_over_pbm, "ring/pbm", goal_ring),
+            row("pbm push+pop cycle, p99", p99, "us", "plain tensor ring + .item() p99", t.get("p99"),
+                ratio(t, p, "p99"), "ring/pbm"),
+            row("pbm Python cycle, median", p.get("median"), "us", "same cycle in C++", c.get("median"),
+                py_over_cxx, "python/cxx", goal_cxx),
+            row("pbm Python cycle, p99", p99, "us", "the goal's bound", 60.0, p99 / 60.0 if p99 else None,
+                "p99/60us", goal_p99),
+            row("pbm push+pop cycle, median", p.get("median"), "us", "earlier rival (index ring)", x.get("median"),
+                ratio(x, p, "median"), "index_ring/pbm"),
         ],
         "checks_passed": not errors,
     }
@@ -256,9 +368,18 @@ def main():
     }
     for e in errors:
         print(f"torch_bench: CHECK FAILED: {e}", file=sys.stderr)
+
+    def verdict(g):
+        return "MET" if g["met"] else "NOT MET"
+
     if p.get("median") and t.get("median"):
-        print(f"[torch_bench] pbm cycle {p['median']:.1f} us median ({p['p99']:.1f} p99) vs tensor ring "
-              f"{t['median']:.1f} us ({t['p99']:.1f} p99): {speedup:.2f}x (goal >= 3: {'MET' if met else 'NOT MET'})")
+        print(f"[torch_bench] pbm cycle {p['median']:.1f} us median ({p['p99']:.1f} p99) vs plain tensor ring "
+              f"{t['median']:.1f} us ({t['p99']:.1f} p99): {ring_over_pbm:.2f}x (goal >= 3: {verdict(goal_ring)}); "
+              f"earlier index ring {x.get('median', float('nan')):.1f} us")
+    if p.get("median") and c.get("median"):
+        print(f"[torch_bench] pbm cycle vs the same cycle in C++ {c['median']:.1f} us median ({c['p99']:.1f} p99): "
+              f"{py_over_cxx:.2f}x (goal <= 1.3: {verdict(goal_cxx)}); pbm p99 {p99:.1f} us "
+              f"(goal <= 60: {verdict(goal_p99)})")
     if args.json:
         write_json(args.json, result)
         print(f"JSON: {args.json}")

@@ -128,7 +128,7 @@ def extension() -> CUDAExtension:
     cuda_include = Path(CUDA_HOME or "/usr/local/cuda") / "include"
     return CUDAExtension(
         name="pbm.mailbox_ext",
-        sources=["src/adopted.cpp", "src/mailbox_ext.cpp", "src/telemetry_bindings.cpp"],
+        sources=["src/adopted.cpp", "src/bound_mailbox.cpp", "src/mailbox_ext.cpp", "src/telemetry_bindings.cpp"],
         include_dirs=[
             str(ROOT / "core" / "include"),
             str(ROOT / "telemetry" / "include"),

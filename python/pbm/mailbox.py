@@ -74,7 +74,12 @@ class Mailbox:
 
     Thread-safety: push/pop/pop_async/stats may be called from several threads and streams at once.
     The header and payload tensors are ``hdr`` and ``payload``; the raw functions of ``mailbox_ext``
-    (``pbm.pbm_push_bytes_cuda`` ...) and the ``torch.ops.pbm`` ops accept them too.
+    (``pbm.pbm_push_bytes_cuda`` ...) and the ``torch.ops.pbm`` ops accept them too, and reach the
+    same mailbox.
+
+    A Mailbox holds a bound C++ object (``mailbox_ext.BoundMailbox``) with the mailbox, its geometry
+    and device, so that a call checks its one tensor argument and launches: nothing is derived from
+    tensor sizes or looked up per call.
     """
 
     def __init__(self, capacity: int, stride: int, device=None, name: str = "mailbox"):
@@ -85,28 +90,37 @@ class Mailbox:
         self.stride = int(stride)
         with torch.cuda.device(dev):
             self.hdr, self.payload = ext.pbm_alloc(self.capacity, self.stride, name, dev.index)
+        self._impl = ext.BoundMailbox(self.hdr, self.payload)  # pbm_alloc adopted it: no sync
+
+    def _bound(self):
+        """The bound object; after close(), the tensors adopted again (validates the header: syncs once)."""
+        impl = self._impl
+        if impl is None:
+            impl = self._impl = ext.BoundMailbox(self.hdr, self.payload)
+        return impl
 
     # ---------------------------------------------------------------- producers
     def push(self, records: torch.Tensor) -> torch.Tensor:
         """Pushes records (contiguous uint8 CUDA, n x stride bytes; [n, stride] or flat) on the current
         stream. Returns the count pushed as a 0-dim int64 CUDA tensor; what did not fit is dropped and
         counted. Never waits."""
-        return ext.pbm_push_bytes_cuda(self.hdr, self.payload, records)
+        impl = self._impl
+        return (impl if impl is not None else self._bound()).push(records)
 
     def push_async(self, records: torch.Tensor):
         """Like push, plus a handle: ``handle.wait()`` gives the count on the host (waits for this push)."""
-        return ext.pbm_push_async(self.hdr, self.payload, records)
+        return self._bound().push_async(records)
 
     # ---------------------------------------------------------------- consumers
     def pop(self, max_records: int, wait: str = "spin_then_block", spin_ns: int = 200_000) -> torch.Tensor:
         """Pops up to max_records records (FIFO). Returns a [count, stride] uint8 CUDA tensor.
         Waits for this pop's count only (``wait``: 'spin', 'block' or 'spin_then_block')."""
-        flat = ext.pbm_pop_bulk_cuda(self.hdr, self.payload, int(max_records), self.stride, wait, int(spin_ns))
-        return flat.view(flat.numel() // self.stride, self.stride)
+        impl = self._impl
+        return (impl if impl is not None else self._bound()).pop(int(max_records), wait, int(spin_ns))
 
     def pop_async(self, max_records: int) -> PopResult:
         """Launches a pop and returns at once (no wait): see PopResult."""
-        buffer, count, handle = ext.pbm_pop_bulk_async(self.hdr, self.payload, int(max_records), self.stride)
+        buffer, count, handle = self._bound().pop_async(int(max_records))
         return PopResult(buffer, count, handle, self.stride)
 
     # ---------------------------------------------------------------- state
@@ -114,10 +128,10 @@ class Mailbox:
         """pushed, popped, dropped, pop_calls, occupancy, capacity, stride: from the snapshot the last
         pbm launch left in mapped host memory (no CUDA call, no sync). Launches still in flight are not
         counted yet; ``refresh_stats()`` launches a snapshot on the current stream."""
-        return ext.pbm_stats(self.hdr)
+        return self._bound().stats()
 
     def refresh_stats(self) -> None:
-        ext.pbm_refresh_stats(self.hdr)
+        self._bound().refresh_stats()
 
     def __len__(self) -> int:
         """Occupancy (records in the mailbox or being popped), as of the last pbm launch."""
@@ -125,7 +139,8 @@ class Mailbox:
 
     def close(self) -> None:
         """Forgets pbm's host state for this mailbox (frees its completion pool: cudaFree waits for the
-        device). The tensors stay valid; a later operation adopts them again."""
+        device). The tensors stay valid; a later operation adopts them again (and synchronises once)."""
+        self._impl = None  # the cache's reference is then the last one (unless a call is in flight)
         ext.pbm_release(self.hdr)
 
     def __repr__(self) -> str:

@@ -4,9 +4,12 @@
 // stream). push never waits; pop_bulk waits for its count through pinned mapped memory (the
 // PopHandle), never with .cpu()/.item() or a device-to-host copy. Bad input raises ValueError (or
 // pbm.HeaderError, a ValueError, for a header the device rejects) and changes nothing.
-// The GIL is released around everything that may wait or launch.
+// The tensor functions release the GIL around everything that may wait or launch; pbm.Mailbox's
+// bound object (bound_mailbox.hpp) holds it while it launches.
 #include "adopted.hpp"
 #include "bindings.hpp"
+#include "bound_mailbox.hpp"
+#include "common.hpp"
 
 #include <pbm/error.hpp>
 #include <pbm/expected.hpp>
@@ -32,11 +35,6 @@
 namespace py = pybind11;
 
 namespace pbm::python {
-namespace {
-
-cudaStream_t current_stream(at::Tensor const& t) {
-  return at::cuda::getCurrentCUDAStream(t.get_device()).stream();
-}
 
 WaitPolicy parse_wait(std::string const& mode, std::uint64_t spin_ns) {
   WaitPolicy policy;
@@ -57,28 +55,23 @@ std::uint64_t checked_records(std::int64_t n, char const* what) {
   return static_cast<std::uint64_t>(n);
 }
 
-/// A push or pop in flight: ready() reads pinned mapped memory (no CUDA call); wait() waits for
-/// this operation only (an expected wait, pbm's own) and returns the count.
-class Handle {
- public:
-  explicit Handle(OpHandle h) : handle_(std::make_shared<OpHandle>(std::move(h))) {}
+py::dict stats_dict(Stats const& s) {
+  py::dict d;
+  d["pushed"] = s.pushed;
+  d["popped"] = s.popped;
+  d["dropped"] = s.dropped;
+  d["pop_calls"] = s.pop_calls;
+  d["occupancy"] = s.occupancy;
+  d["capacity"] = s.capacity;
+  d["stride"] = s.stride;
+  return d;
+}
 
-  bool ready() const { return handle_->ready(); }
-  std::uint64_t wait(std::string const& mode, std::uint64_t spin_ns) const {
-    WaitPolicy const policy = parse_wait(mode, spin_ns);
-    py::gil_scoped_release nogil;
-    return handle_->wait(policy);
-  }
-  void wait_on(std::uintptr_t stream) const {
-    py::gil_scoped_release nogil;
-    handle_->wait_on(reinterpret_cast<cudaStream_t>(stream));
-  }
-  std::uintptr_t event() const { return reinterpret_cast<std::uintptr_t>(handle_->event()); }
-  std::uint64_t requested() const { return handle_->requested(); }
+namespace {
 
- private:
-  std::shared_ptr<OpHandle> handle_;
-};
+cudaStream_t current_stream(at::Tensor const& t) {
+  return at::cuda::getCurrentCUDAStream(t.get_device()).stream();
+}
 
 struct Launch {
   std::shared_ptr<Mailbox> mailbox;
@@ -190,18 +183,6 @@ std::tuple<at::Tensor, at::Tensor, Handle> pbm_pop_bulk_async(at::Tensor hdr, at
   return {out, count, Handle(std::move(h))};
 }
 
-py::dict stats_dict(Stats const& s) {
-  py::dict d;
-  d["pushed"] = s.pushed;
-  d["popped"] = s.popped;
-  d["dropped"] = s.dropped;
-  d["pop_calls"] = s.pop_calls;
-  d["occupancy"] = s.occupancy;
-  d["capacity"] = s.capacity;
-  d["stride"] = s.stride;
-  return d;
-}
-
 py::dict pbm_stats(at::Tensor hdr) {
   check_byte_tensor(hdr, "hdr");
   std::shared_ptr<Mailbox> mailbox = find_adopted(hdr);
@@ -276,6 +257,7 @@ PYBIND11_MODULE(mailbox_ext, m) {
            "Makes a stream (cudaStream_t as int) wait for this operation. Does not block the host.")
       .def_property_readonly("event", &Handle::event, "The cudaEvent_t recorded after the kernel, as int.")
       .def_property_readonly("requested", &Handle::requested);
+  bind_mailbox_class(m);
 
   m.def("pbm_alloc", &pbm_alloc, py::arg("capacity_records"), py::arg("record_stride"), py::arg("name") = "mailbox",
         py::arg("device") = -1,
@@ -297,7 +279,12 @@ PYBIND11_MODULE(mailbox_ext, m) {
         "Counters of the mailbox of hdr from mapped host memory (no CUDA call; as of its last pbm launch).");
   m.def("pbm_refresh_stats", &pbm_refresh_stats, py::arg("hdr"),
         "Launches the stats snapshot kernel on the current stream. Never waits.");
-  m.def("pbm_release", [](at::Tensor hdr) { return release_adopted(hdr); }, py::arg("hdr"),
+  m.def("pbm_release",
+        [](at::Tensor hdr) {
+          py::gil_scoped_release nogil;  // destroying the mailbox frees device memory: waits for the device
+          return release_adopted(hdr);
+        },
+        py::arg("hdr"),
         "Forgets the mailbox adopted over hdr (its completion pool is freed: cudaFree waits for the device).");
   m.def("adopted_count", &adopted_count);
   m.def("mailboxes", &pbm_mailboxes, "Every live pbm mailbox in this process (registry), as dicts.");
