@@ -59,30 +59,19 @@ cudaGraphExec_t graph_for(Completion& c, int which, cudaKernelNodeParams const& 
   return g.exec;
 }
 
-/// True when work enqueued on `stream` now would be captured into a graph rather than run (or the
-/// stream cannot say): pbm's own graphs are not launched into a capture.
-bool capturing(cudaStream_t stream) {
-  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
-    static_cast<void>(cudaGetLastError());
-    return true;
-  }
-  return status != cudaStreamCaptureStatusNone;
-}
-
 /// One push or pop: a completion from the pool, then its graph (kernel + event record) aimed at this
 /// launch and launched; or, while the stream is being captured or where the graph cannot be made,
-/// one kernel launch and one event record. The launch's own status is checked (not
+/// one kernel launch and one event record (`captured`: from stream_facts). The launch's own status is checked (not
 /// cudaGetLastError, which would also report an earlier failure of the caller's and costs a runtime
 /// call on every operation).
 template <class Data>
 OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), int which, MailboxRef ref,
                    Data data, std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
                    std::shared_ptr<CompletionPool> const& pool, StatsSnapshot* snapshot,
-                   unsigned long long* device_count, std::uint64_t hint) {
+                   unsigned long long* device_count, std::uint64_t hint, bool captured) {
   unsigned long long count = records;
   std::uint32_t const tail = pop_tail_variant.load(std::memory_order_relaxed);
-  bool const direct = (tail & kTailKernelLaunch) != 0 || capturing(stream);
+  bool const direct = (tail & kTailKernelLaunch) != 0 || captured;
   bool graphed = false;
   auto const launch = [&](Completion* c) {
     LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count, hint, tail};
@@ -297,38 +286,46 @@ void detail::DeviceMemoryDeleter::operator()(void* memory) const noexcept {
   PBM_CUDA_TRY_NOEXCEPT(cudaFree(memory));
 }
 
-StreamClass Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
-                                              char const* what) const {
+detail::StreamFacts Mailbox::check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
+                                                     char const* what) const {
   PBM_EXPECTS(header_ != nullptr, "use of a moved-from Mailbox");
   PBM_EXPECTS(records <= kMaxCapacity * 64, std::string("record count ") + std::to_string(records) +
                                                 " for " + what + " is absurd");
   detail::StreamFacts const facts = detail::checked_stream_facts(stream, device_);
   detail::check_device_buffer(ptr, records * stride(), device_, what);
-  return stream_class_for(facts.priority, PriorityRange{priority_least_, priority_greatest_});
+  return facts;
+}
+
+StreamClass Mailbox::class_of(detail::StreamFacts const& facts) const noexcept {
+  // A captured stream is not asked its priority (see stream_facts): counted as peripheral.
+  return facts.captured ? StreamClass::peripheral
+                        : stream_class_for(facts.priority, PriorityRange{priority_least_, priority_greatest_});
 }
 
 PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stream,
                          unsigned long long* device_count) {
   PBM_NVTX_RANGE(push, push);
   DeviceGuard guard(device_);
-  StreamClass const cls = check_stream_and_pointer(records, n, stream, "push source");
+  detail::StreamFacts const facts = check_stream_and_pointer(records, n, stream, "push source");
   check_device_count(device_count);
-  state_->count_push(cls, n);
+  state_->count_push(class_of(facts), n);
   return detail::launch_op(&detail::push_kernel, 0, ref_, static_cast<unsigned char const*>(records), n, stride(),
-                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, detail::kNoHint);
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, detail::kNoHint,
+                           facts.captured);
 }
 
 PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
                                   unsigned long long* device_count) {
   PBM_NVTX_RANGE(pop, pop_bulk_async);
   DeviceGuard guard(device_);
-  StreamClass const cls = check_stream_and_pointer(dst, max_records, stream, "pop destination");
+  detail::StreamFacts const facts = check_stream_and_pointer(dst, max_records, stream, "pop destination");
   check_device_count(device_count);
-  state_->count_pop(cls, max_records);
+  state_->count_pop(class_of(facts), max_records);
   // The last snapshot's `consume`: the one-block pop scans there while it reads the real one.
   std::uint64_t const hint = static_cast<detail::StatsSnapshot const volatile*>(state_->snapshot_host)->consume;
   return detail::launch_op(&detail::pop_kernel, 1, ref_, static_cast<unsigned char*>(dst), max_records, stride(),
-                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, hint);
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, hint,
+                           facts.captured);
 }
 
 std::uint64_t Mailbox::pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy) {

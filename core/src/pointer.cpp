@@ -216,12 +216,19 @@ StreamFacts stream_facts(cudaStream_t stream) {
   constexpr unsigned kEntries = 4;
   thread_local Entry cache[kEntries] = {};  // trivially destructible: nothing runs at thread exit
   thread_local unsigned next = 0;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaError_t err = cudaStreamIsCapturing(stream, &status);
+  if (err != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // e.g. the legacy stream during another thread's global capture
+    return StreamFacts{-1, 0, true};
+  }
+  if (status != cudaStreamCaptureStatusNone) return StreamFacts{-1, 0, true};
   unsigned long long id = 0;
-  cudaError_t err = cudaStreamGetId(stream, &id);
+  err = cudaStreamGetId(stream, &id);
   if (err != cudaSuccess) invalid_stream(err);
   for (Entry const& e : cache)
     if (e.valid && e.id == id) return e.facts;
-  StreamFacts facts{-1, 0};
+  StreamFacts facts{-1, 0, false};
   if (!default_stream(stream)) {
     err = cudaStreamGetDevice(stream, &facts.device);
     if (err != cudaSuccess) invalid_stream(err);

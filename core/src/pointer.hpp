@@ -23,14 +23,17 @@ void check_stream_device(cudaStream_t stream, int device);
 
 /// What a push or pop needs to know of its stream.
 struct StreamFacts {
-  int device;    // -1 for the null, legacy and per-thread default streams (the current device's)
-  int priority;  // cudaStreamGetPriority
+  int device;     // -1 for the null, legacy and per-thread default streams (the current device's), and
+                  // while captured
+  int priority;   // cudaStreamGetPriority; 0 while captured
+  bool captured;  // work enqueued now becomes a node of a graph being captured (or the stream cannot say)
 };
 
-/// A stream's device and priority, from a cache of each thread's last few streams keyed by the
-/// stream's unique id (cudaStreamGetId: one runtime call on a hit instead of two queries; a stream
-/// destroyed and another created at the same address gets a new id). Throws std::invalid_argument
-/// for an invalid stream. No synchronisation.
+/// A stream's facts. cudaStreamIsCapturing first (it is capture-safe): while the stream is captured
+/// no other query is made, as some invalidate a capture. Otherwise the device and priority come from
+/// a cache of each thread's last few streams keyed by the stream's unique id (cudaStreamGetId: one
+/// runtime call on a hit instead of two queries; a stream destroyed and another created at the same
+/// address gets a new id). Throws std::invalid_argument for an invalid stream. No synchronisation.
 StreamFacts stream_facts(cudaStream_t stream);
 
 /// stream_facts, then check_stream_device's check on its device.

@@ -27,6 +27,7 @@ namespace detail {
 class CompletionPool;
 struct Completion;
 struct LaunchAccess;
+struct StreamFacts;
 struct MailboxState;
 /// Takes a mailbox's state out of the registry (under the registry's lock, so no reader is left),
 /// then frees it on the calling thread.
@@ -197,9 +198,10 @@ class Mailbox {
   };
   Mailbox(std::uint64_t capacity_records, std::uint32_t record_stride, int device, std::string name,
           std::uint64_t initial_position, External const* external);
-  /// The checks of a push or pop; returns the stream's class for the call counters.
-  StreamClass check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
-                                       char const* what) const;
+  /// The checks of a push or pop; returns what they learned of the stream.
+  detail::StreamFacts check_stream_and_pointer(void const* ptr, std::uint64_t records, cudaStream_t stream,
+                                               char const* what) const;
+  StreamClass class_of(detail::StreamFacts const& facts) const noexcept;
   void check_device_count(unsigned long long const* device_count) const;
 
   using DeviceMemory = std::unique_ptr<void, detail::DeviceMemoryDeleter>;
