@@ -26,25 +26,21 @@
 #include <vector>
 
 namespace pbm::detail {
-/// The one-block pop's measurement variants (PopTail in core/src/kernels.cuh); 0 is the production path.
-void set_pop_tail_variant(std::uint32_t bits) noexcept;
+/// For side-by-side runs: pushes and pops launch their kernels directly (core/src/mailbox.cu).
+void set_kernel_launch_path(bool direct) noexcept;
 }  // namespace pbm::detail
 
 namespace pbm::bench {
 namespace {
 
-/// The variants figure 1 times beside pbm's own pop, and what each changes (PopTail bits).
+/// The variant figure 1 times beside pbm's own pop: the same pop launched directly.
 struct TailVariant {
-  std::uint32_t bits;
+  bool kernel_launch;
   char const* key;
   char const* what;
 };
 constexpr TailVariant kTailVariants[] = {
-    {8, "pbm_pop_2026_11_25", "the one-block pop before this round (loads, then scan, then CAS, then copy; counters re-read)"},
-    {1, "pbm_read_counters", "pbm, the snapshot re-reading the header's counters after the release"},
-    {2, "pbm_acq_rel_fence", "pbm with fence.acq_rel.sys instead of fence.sc.sys before the done word"},
-    {4, "pbm_no_hint", "pbm without the scan at the host's guess of consume"},
-    {16, "pbm_kernel_launch", "pbm launching its kernel with cudaLaunchKernel + cudaEventRecord instead of its graph"},
+    {true, "pbm_kernel_launch", "pbm launching its kernel with cudaLaunchKernel + cudaEventRecord instead of its graph"},
 };
 
 struct LatencyRun {
@@ -57,7 +53,7 @@ enum Variant { kPbm = 0, kMemcpySync = 1, kFloor = 2 };
 
 /// Figure 1 for one record stride and batch size.
 LatencyRun count_latency(Context& ctx, std::uint32_t stride, std::uint64_t batch, int warmup, int iters,
-                         std::vector<std::uint32_t> const& tails = {}) {
+                         std::vector<bool> const& tails = {}) {
   std::string const where = "count latency (" + bytes_label(stride) + " x " + std::to_string(batch) + ")";
   Stream stream(StreamClass::focus, ctx.device);
   Mailbox box(std::max<std::uint64_t>(4096, 2 * batch), stride, ctx.device, "bench_latency");
@@ -79,7 +75,7 @@ LatencyRun count_latency(Context& ctx, std::uint32_t stride, std::uint64_t batch
     for (int k = 0; k < variants; ++k) {
       int const v = (it + k + 2) % variants;  // rotating order (the floor first in iteration 0): none always first
       bool const tail_variant = v >= 3;
-      detail::set_pop_tail_variant(tail_variant ? tails[static_cast<std::size_t>(v - 3)] : 0);
+      detail::set_kernel_launch_path(tail_variant && tails[static_cast<std::size_t>(v - 3)]);
       if (v != kFloor) {
         // Untimed setup: clear the destination, push `batch` records and wait for the push, so at
         // t0 the GPU is idle and the records are committed.
@@ -127,7 +123,7 @@ LatencyRun count_latency(Context& ctx, std::uint32_t stride, std::uint64_t batch
       if (it >= warmup) us[static_cast<std::size_t>(v)].push_back(static_cast<double>(t1 - t0) / 1e3);
     }
   }
-  detail::set_pop_tail_variant(0);
+  detail::set_kernel_launch_path(false);
   CheckCounters c{};
   PBM_BENCH_CUDA(cudaMemcpyAsync(&c, counters.get(), sizeof c, cudaMemcpyDeviceToHost, stream));
   PBM_BENCH_CUDA(cudaStreamSynchronize(stream));
@@ -160,8 +156,8 @@ Json figure_count_latency(Context& ctx, Json* scaling) {
   std::uint64_t const batch = 8;
   int const warmup = ctx.pick(300, 1000);
   int const iters = ctx.pick(3000, 20000);
-  std::vector<std::uint32_t> tails;
-  for (TailVariant const& t : kTailVariants) tails.push_back(t.bits);
+  std::vector<bool> tails;
+  for (TailVariant const& t : kTailVariants) tails.push_back(t.kernel_launch);
   LatencyRun const r = count_latency(ctx, stride, batch, warmup, iters, tails);
 
   Json f = Json::object();
@@ -357,7 +353,7 @@ Json figure_call_cost(Context& ctx) {
       int const v = (round + k + 1) % 4;  // rotating order, the empty launch first in round 0
       std::int64_t t0[kBatch], t1[kBatch];  // each call's start and end
       if (v == 0 || v == 3) {
-        detail::set_pop_tail_variant(v == 3 ? 16 : 0);
+        detail::set_kernel_launch_path(v == 3);
         std::uint64_t const pushed = box.push(src.get(), kBatch * kPerPop, stream).wait(spin);
         if (!ctx.expect(pushed == kBatch * kPerPop, "call cost: push came short: " + std::to_string(pushed))) return {};
         handles.clear();
@@ -367,7 +363,7 @@ Json figure_call_cost(Context& ctx) {
           t1[j] = now_ns();
           handles.push_back(std::move(h));
         }
-        detail::set_pop_tail_variant(0);
+        detail::set_kernel_launch_path(false);
         std::uint64_t popped = 0;
         for (PopHandle const& h : handles) popped += h.wait(spin);
         if (!ctx.expect(popped == kBatch * kPerPop, "call cost: popped " + std::to_string(popped) + " records, expected " +

@@ -23,11 +23,7 @@ struct LaunchTarget {
   std::uint64_t generation;       // packed into result->done when the launch is complete
   StatsSnapshot* snapshot;        // mapped host memory (device pointer), may be null
   unsigned long long* count_out;  // device memory (e.g. a torch tensor), may be null
-  std::uint64_t hint;             // a pop's guess of `consume` (the last snapshot's), or kNoHint
-  std::uint32_t tail;             // PopTail bits (measurement variants of the one-block pop)
 };
-
-inline constexpr std::uint64_t kNoHint = ~std::uint64_t{0};
 
 /// Thread 0 of every block: the first block runs `first` (which returns the launch's count and
 /// error) and publishes; the others wait for it. Returns, in shared memory, base/count/error.
@@ -74,14 +70,11 @@ __device__ inline Published release_pop(RingView v, uint64_t base, uint64_t k, u
 /// Publishes count and error to the host: stalled_at (when the error says so), then the done word,
 /// behind a system-scope fence that makes everything this thread wrote or released before it
 /// (records' release, the stats snapshot, the cell's reset) visible first.
-__device__ inline void publish_result(LaunchTarget const& target, Published const& p, bool sc_fence = true) {
+__device__ inline void publish_result(LaunchTarget const& target, Published const& p) {
   if (target.result == nullptr) return;
   volatile ResultSlot* r = target.result;
   if (p.error != 0) r->stalled_at = p.stalled_at;
-  if (sc_fence)
-    __threadfence_system();
-  else
-    cuda::atomic_thread_fence(cuda::std::memory_order_acq_rel, cuda::thread_scope_system);
+  __threadfence_system();  // (fence.acq_rel.sys measured no faster: BENCHMARKS.md, figure 1)
   r->done = done_word(target.generation, p.count, p.error);
 }
 
@@ -167,42 +160,15 @@ __global__ void push_kernel(MailboxRef ref, unsigned char const* src, unsigned l
   if (threadIdx.x == 0 && arrive_finished(target.cell)) finish_launch(v, target, p);
 }
 
-/// A pop by a launch of one block (small pops): the block claims, copies, releases and publishes;
-/// no launch cell, no tickets. The header is validated beside the first load of `consume`, and the
-/// load of `release` is in flight during the copy: fewer dependent round trips to memory before the
-/// count reaches the host.
-__device__ inline void pop_one_block_v1(RingView v, unsigned char* dst, unsigned long long max, LaunchTarget target) {
-  std::uint32_t error = 0;
-  uint64_t base = 0;
-  uint64_t const k = block_claim(v, max, &base, &error);
-  uint64_t seen = ~uint64_t{0};
-  if (threadIdx.x == 0 && k != 0) seen = atomic_ref<uint64_t>(v.header->release).load(relaxed);
-  copy_out(v, dst, base, 0, k, threadIdx.x, blockDim.x);
-  __threadfence();  // the copy's reads (and thread 0's load of `release`) are done before the slots go back
-  __syncthreads();
-  if (threadIdx.x == 0) finish_launch(v, target, release_pop(v, base, k, max, error, seen));
-}
-
-/// Measurement variants of the one-block pop (LaunchTarget::tail), for the benchmark's side-by-side
-/// runs; 0 is the production path.
-enum PopTail : std::uint32_t {
-  kTailReadCounters = 1,  // the snapshot re-reads the header's counters after the release
-  kTailAcqRelFence = 2,   // fence.acq_rel.sys before `done` instead of fence.sc.sys
-  kTailNoHint = 4,        // no scan at the hint: read `consume`, then scan
-  kTailOld = 8,           // the pop of 2026-11-25 (pop_one_block_v1)
-  kTailKernelLaunch = 16, // host side: cudaLaunchKernel + cudaEventRecord instead of the completion's graph
-};
-
 /// A pop by a launch of one block (small pops): claim, copy, release and publish with as few
 /// dependent trips to memory as the guarantees allow, and no launch cell.
-///  1. Thread 0 loads the header's id, `consume`, `release` and the counters the snapshot needs, while
-///     every thread scans the sequence words from the host's guess of `consume` (the last snapshot's).
-///  2. When the guess was right (one consumer: the usual case), the records are copied straight away,
-///     speculatively, while thread 0's CAS on `consume` claims them (relaxed: the copy's loads are
-///     ordered after the scan by the acquire fence, and the release below orders them before any
-///     producer can rewrite a slot; a slot is rewritten only after its position was claimed, and the
-///     CAS from `from` succeeding means nobody else claimed it). A wrong guess costs one more scan; a
-///     lost CAS starts over with block_claim.
+///  1. Thread 0 loads the header's id, `consume`, `release` and the counters the snapshot needs, all
+///     in flight together; then the block scans the sequence words from `consume`.
+///  2. The records are copied straight away, speculatively, while thread 0's CAS on `consume` claims
+///     them (relaxed: the copy's loads are ordered after the scan by the acquire fence, and the
+///     release below orders them before any producer can rewrite a slot; a slot is rewritten only
+///     after its position was claimed, and the CAS from `from` succeeding means nobody else claimed
+///     it). A lost CAS starts over with block_claim.
 ///  3. When `release` already stood at `from` (every earlier claim released), releasing needs no wait.
 ///  4. The snapshot is written from the values of step 1 updated with this pop's own moves, then one
 ///     system fence and the packed done word.
@@ -211,31 +177,21 @@ __device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned lo
   __shared__ std::uint32_t s_error;
   __shared__ int s_claimed;
   unsigned const t = threadIdx.x;
-  bool const guessing = (target.tail & kTailNoHint) == 0 && target.hint != kNoHint;
-  HeaderId id{};
-  uint64_t from = 0, seen = 0, reserved = 0, dropped = 0, pop_calls = 0;
-  if (t == 0) {  // issued together; nothing waits for them before the scan below is issued too
-    id = read_id(*v.header);
-    from = atomic_ref<uint64_t>(v.header->consume).load(relaxed);
-    seen = atomic_ref<uint64_t>(v.header->release).load(relaxed);
-    reserved = atomic_ref<uint64_t>(v.header->reserve).load(relaxed);
-    dropped = atomic_ref<uint64_t>(v.header->dropped).load(relaxed);
-    pop_calls = atomic_ref<uint64_t>(v.header->pop_calls).load(relaxed);
-  }
-  uint64_t n = guessing ? block_first_gap(v, target.hint, 0, max) : 0;
   if (t == 0) {
-    s_from = from;
-    s_seen = seen;
-    s_reserve = reserved;
-    s_dropped = dropped;
-    s_pop_calls = pop_calls;
+    HeaderId const id = read_id(*v.header);  // the six loads are in flight together
+    s_from = atomic_ref<uint64_t>(v.header->consume).load(relaxed);
+    s_seen = atomic_ref<uint64_t>(v.header->release).load(relaxed);
+    s_reserve = atomic_ref<uint64_t>(v.header->reserve).load(relaxed);
+    s_dropped = atomic_ref<uint64_t>(v.header->dropped).load(relaxed);
+    s_pop_calls = atomic_ref<uint64_t>(v.header->pop_calls).load(relaxed);
     s_error = static_cast<std::uint32_t>(validate(id, v.stride, v.capacity, v.origin));
   }
   __syncthreads();
-  from = s_from;
+  uint64_t from = s_from;
+  uint64_t n = 0;
   Published p{from, 0, s_error, 0, 0};
   if (p.error == 0) {
-    if (!guessing || from != target.hint) n = block_first_gap(v, from, 0, max);
+    n = block_first_gap(v, from, 0, max);
     // Acquire for this thread's relaxed loads of the sequence words; the barrier passes it on to
     // the threads that copy the records (any thread may copy a record another one scanned).
     cuda::atomic_thread_fence(cuda::std::memory_order_acquire, cuda::thread_scope_device);
@@ -281,25 +237,22 @@ __device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned lo
     }
   }
   if (target.snapshot != nullptr) {
-    if ((target.tail & kTailReadCounters) != 0) {
-      write_snapshot(v, target.snapshot, p.error, p.gap);
-    } else {
-      // Each field a value it had during this launch: the counters as read in step 1, the
-      // positions this pop moved as it left them. The host merges monotonic fields by max.
-      bool const released = p.error == 0 && n != 0;
-      volatile StatsSnapshot* snap = target.snapshot;
-      snap->reserve = s_reserve;
-      snap->consume = from + n;  // claimed even when the release stalled
-      snap->release = released ? from + n : s_seen;
-      snap->dropped = s_dropped;
-      snap->pop_calls = s_pop_calls + (released ? 1 : 0);
-      snap->initial_position = v.origin;
-      if (p.error != 0) snap->error = p.error;
-      if (p.gap != 0) snap->pop_gap = p.gap;
-    }
+    // Each field a value it had during this launch: the counters as read in step 1, the positions
+    // this pop moved as it left them (re-reading the counters cost 0.3 us: BENCHMARKS.md, figure 1).
+    // The host merges monotonic fields by max.
+    bool const released = p.error == 0 && n != 0;
+    volatile StatsSnapshot* snap = target.snapshot;
+    snap->reserve = s_reserve;
+    snap->consume = from + n;  // claimed even when the release stalled
+    snap->release = released ? from + n : s_seen;
+    snap->dropped = s_dropped;
+    snap->pop_calls = s_pop_calls + (released ? 1 : 0);
+    snap->initial_position = v.origin;
+    if (p.error != 0) snap->error = p.error;
+    if (p.gap != 0) snap->pop_gap = p.gap;
   }
   if (target.count_out != nullptr) *target.count_out = p.count;
-  publish_result(target, p, (target.tail & kTailAcqRelFence) == 0);
+  publish_result(target, p);
 }
 
 /// Pops up to max records into dst (device memory), FIFO: the longest committed prefix.
@@ -319,10 +272,7 @@ __global__ void pop_kernel(MailboxRef ref, unsigned char* dst, unsigned long lon
   RingView const v = ref.view();
   if (max > v.capacity) max = v.capacity;
   if (gridDim.x == 1) {
-    if ((target.tail & kTailOld) != 0)
-      pop_one_block_v1(v, dst, max, target);
-    else
-      pop_one_block(v, dst, max, target);
+    pop_one_block(v, dst, max, target);
     return;
   }
   __shared__ uint64_t s_from;

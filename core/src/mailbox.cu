@@ -26,9 +26,11 @@ struct LaunchAccess {
   }
 };
 
-std::atomic<std::uint32_t> pop_tail_variant{0};
+std::atomic<bool> kernel_launch_path{false};
 
-void set_pop_tail_variant(std::uint32_t bits) noexcept { pop_tail_variant.store(bits, std::memory_order_relaxed); }
+/// For the benchmark's side-by-side runs: true makes pushes and pops launch their kernels directly
+/// (cudaLaunchKernel + cudaEventRecord) instead of through their completion's graph.
+void set_kernel_launch_path(bool direct) noexcept { kernel_launch_path.store(direct, std::memory_order_relaxed); }
 
 namespace {
 constexpr unsigned kThreads = 256;
@@ -68,13 +70,12 @@ template <class Data>
 OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), int which, MailboxRef ref,
                    Data data, std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
                    std::shared_ptr<CompletionPool> const& pool, StatsSnapshot* snapshot,
-                   unsigned long long* device_count, std::uint64_t hint, bool captured) {
+                   unsigned long long* device_count, bool captured) {
   unsigned long long count = records;
-  std::uint32_t const tail = pop_tail_variant.load(std::memory_order_relaxed);
-  bool const direct = (tail & kTailKernelLaunch) != 0 || captured;
+  bool const direct = captured || kernel_launch_path.load(std::memory_order_relaxed);
   bool graphed = false;
   auto const launch = [&](Completion* c) {
-    LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count, hint, tail};
+    LaunchTarget target{c->cell, c->mapped, c->generation, snapshot, device_count};
     void* args[] = {&ref, &data, &count, &target};
     dim3 const grid(grid_for(records * stride, multiprocessors));
     if (!direct) {
@@ -310,8 +311,7 @@ PushHandle Mailbox::push(void const* records, std::uint64_t n, cudaStream_t stre
   check_device_count(device_count);
   state_->count_push(class_of(facts), n);
   return detail::launch_op(&detail::push_kernel, 0, ref_, static_cast<unsigned char const*>(records), n, stride(),
-                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, detail::kNoHint,
-                           facts.captured);
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, facts.captured);
 }
 
 PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStream_t stream,
@@ -321,11 +321,8 @@ PopHandle Mailbox::pop_bulk_async(void* dst, std::uint64_t max_records, cudaStre
   detail::StreamFacts const facts = check_stream_and_pointer(dst, max_records, stream, "pop destination");
   check_device_count(device_count);
   state_->count_pop(class_of(facts), max_records);
-  // The last snapshot's `consume`: the one-block pop scans there while it reads the real one.
-  std::uint64_t const hint = static_cast<detail::StatsSnapshot const volatile*>(state_->snapshot_host)->consume;
   return detail::launch_op(&detail::pop_kernel, 1, ref_, static_cast<unsigned char*>(dst), max_records, stride(),
-                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, hint,
-                           facts.captured);
+                           multiprocessors_, stream, pool_, state_->snapshot_device, device_count, facts.captured);
 }
 
 std::uint64_t Mailbox::pop_bulk(void* dst, std::uint64_t max_records, cudaStream_t stream, WaitPolicy policy) {
