@@ -57,8 +57,9 @@ struct alignas(64) LaunchCell {
 static_assert(kMaxCapacity <= 0xffffffffull, "done_word packs a count of at most 32 bits");
 
 /// In pinned, mapped host memory, one per mailbox: written by the last block of every
-/// host-launched push/pop. Fields are each exact at the time they were written; concurrent launches
-/// may interleave their writes, so readers merge monotonic fields by max.
+/// host-launched push/pop. Each field holds a value it had during the launch that wrote it (a
+/// one-block pop writes the counters it read at its start, and the positions it moved as it left
+/// them); concurrent launches may interleave their writes, so readers merge monotonic fields by max.
 struct alignas(64) StatsSnapshot {
   std::uint64_t reserve;
   std::uint64_t consume;

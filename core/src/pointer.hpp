@@ -1,5 +1,6 @@
 // Checks on user pointers and streams, without synchronising: where memory lives and how large
-// its allocation is (driver's cuMemGetAddressRange, fetched at run time so nothing links libcuda).
+// its allocation is (the driver's cuPointerGetAttributes, fetched at run time so nothing links
+// libcuda), and what a push or pop needs to know of its stream.
 #pragma once
 
 #include <cuda_runtime_api.h>

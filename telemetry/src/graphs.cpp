@@ -104,6 +104,10 @@ std::optional<GraphSummary> inspect_graph(CUgraph graph, MemoryKindOf kind_of) {
 }
 
 void GraphCache::put(void const* exec, GraphSummary summary) {
+  if (summary.complete && summary.copies.empty() && summary.host_nodes == 0) {
+    erase(exec);  // its replays report nothing, as for an executable never cached: no room taken
+    return;
+  }
   auto shared = std::make_shared<GraphSummary const>(std::move(summary));
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = by_exec_.insert_or_assign(exec, std::move(shared));

@@ -40,8 +40,9 @@ struct GraphSummary {
 /// the graph cannot be listed. Makes driver calls: call it from an API callback, never a scrape.
 std::optional<GraphSummary> inspect_graph(CUgraph graph, MemoryKindOf kind_of);
 
-/// What inspect_graph found, per executable graph. Bounded: past kMaxGraphs executables the oldest
-/// is forgotten (its replays then report nothing). Thread-safe.
+/// What inspect_graph found, per executable graph with something to report (a graph of kernels and
+/// event nodes, such as pbm's own, is not kept). Bounded: past kMaxGraphs executables the oldest is
+/// forgotten (its replays then report nothing). Thread-safe.
 class GraphCache {
  public:
   static constexpr std::size_t kMaxGraphs = 4096;

@@ -216,6 +216,34 @@ TEST_F(GraphsAndCapture, AFailedInstantiateOrAnUpdateIsReadAgain) {
   EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 1u);
 }
 
+// pbm's own graphs (a kernel node and an event record node per completion, up to two per
+// completion and 64 completions per chunk) have nothing a replay would report: they must not take
+// the cache's room and push the user's graphs out of it.
+TEST_F(GraphsAndCapture, GraphsWithNothingToReportTakeNoRoomFromTheUsersGraphs) {
+  TestGraph g;
+  CUgraphExec exec = reinterpret_cast<CUgraphExec>(0x9300);
+  cuGraphInstantiateWithFlags_params inst{&exec, g.handle(), 0};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphInstantiateWithFlags, &inst));
+  pbm_fake::FakeNode kernel, record;
+  kernel.type = CU_GRAPH_NODE_TYPE_KERNEL;
+  record.type = CU_GRAPH_NODE_TYPE_EVENT_RECORD;
+  pbm_fake::FakeGraph quiet;
+  quiet.count = 2;
+  quiet.nodes[0] = &kernel;
+  quiet.nodes[1] = &record;
+  for (std::uintptr_t i = 0; i < 4096 + 100; ++i) {  // more than GraphCache::kMaxGraphs
+    CUgraphExec other = reinterpret_cast<CUgraphExec>(0x100000 + 16 * i);
+    cuGraphInstantiateWithFlags_params q{&other, reinterpret_cast<CUgraph>(&quiet), 0};
+    ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphInstantiateWithFlags, &q));
+  }
+  std::uint64_t const host0 = syncs(pt::SyncApi::graph_host_node, true);
+  cuGraphLaunch_params launch{exec, nullptr};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
+  EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 2u) << "the user's graph was pushed out of the cache";
+  cuGraphExecDestroy_params destroy{exec};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecDestroy, &destroy));
+}
+
 TEST_F(GraphsAndCapture, ACallThatBreaksACaptureIsReportedWithItsApiAndStack) {
   std::uint64_t const before = pt::counters().violation_count(pt::Rule::sync_in_capture);
   cudaStreamSynchronize_v3020_params p{at<CUstream_st>(0x6100)};

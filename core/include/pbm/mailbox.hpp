@@ -1,9 +1,10 @@
 // pbm::Mailbox: the owning host object. A device-resident ring buffer of fixed-stride records.
 //
 // Every operation takes the stream it runs on and says whether it synchronises. push and
-// pop_bulk_async never do: no memcpy, no stream/device/event synchronisation; each is one kernel
-// launch (plus one event record for pops). The popped count reaches the host through pinned mapped
-// memory written by the pop kernel itself.
+// pop_bulk_async never do: no memcpy, no stream/device/event synchronisation; each is one launch
+// of a small CUDA graph the mailbox keeps (its kernel, then the record of the handle's event), or,
+// while `stream` is being captured, one kernel launch and one event record. The count reaches the
+// host through pinned mapped memory written by the kernel itself.
 //
 // Thread-safety: push, pop_bulk_async, pop_bulk, stats and ref may be called concurrently from
 // any threads, on any streams of the mailbox's device. Construction, move and destruction must
@@ -139,17 +140,18 @@ class Mailbox {
 
   /// Pushes n records (n × stride bytes of device memory at `records`, on this device, 4-byte
   /// aligned) in order with one reservation; what does not fit is dropped and counted.
-  /// One kernel launch on `stream`. Does not synchronise. The handle gives the count pushed.
+  /// One launch on `stream` (see the top of this header). Does not synchronise. The handle gives
+  /// the count pushed.
   /// `device_count`, when not null, is device memory where the kernel also writes the count
   /// (an unsigned 64-bit word), for callers that keep the count on the device.
   PushHandle push(void const* records, std::uint64_t n, cudaStream_t stream,
                   unsigned long long* device_count = nullptr);
 
   /// Pops up to max_records records (the longest committed FIFO prefix) into `dst` (device memory
-  /// of at least max_records × stride bytes on this device, 4-byte aligned). One kernel launch and
-  /// one event record on `stream`. Does not synchronise; the handle gives the count. The bytes of
-  /// dst past count × stride are unspecified afterwards: a pop of more than 64 KiB copies ahead of
-  /// its claim, and may leave records there that it did not take.
+  /// of at least max_records × stride bytes on this device, 4-byte aligned). One launch on `stream`
+  /// (see the top of this header). Does not synchronise; the handle gives the count. The bytes of
+  /// dst past count × stride are unspecified afterwards: a pop copies ahead of its claim, and may
+  /// leave records there that it did not take.
   /// A pop stops at a record that was reserved and never committed, and gives up releasing its
   /// slots after about a second when an earlier pop never released its own (wait() then throws
   /// pbm::stall_error); either stalls the mailbox for good (see Stats).
