@@ -137,6 +137,39 @@ LatencyRun count_latency(Context& ctx, std::uint32_t stride, std::uint64_t batch
   return run;
 }
 
+/// Count-to-host latency of the floor's kernel with one piece of a pop's tail added before its
+/// store (launch_tail_probe modes 0-5), modes interleaved in rotating order: what the fences and the
+/// snapshot's stores to mapped memory cost on the way to the host.
+std::vector<Summary> tail_probe(Context& ctx, int iters) {
+  constexpr int kModes = 6;
+  Stream stream(StreamClass::focus, ctx.device);
+  HostBuffer<unsigned long long> flag(1, /*mapped=*/true), mapped(8, /*mapped=*/true);
+  DeviceBuffer words(32 * sizeof(unsigned long long));
+  PBM_BENCH_CUDA(cudaMemsetAsync(words.get(), 0, 32 * sizeof(unsigned long long), stream));
+  PBM_BENCH_CUDA(cudaStreamSynchronize(stream));
+  std::vector<std::vector<double>> us(kModes);
+  unsigned long long generation = 0;
+  int const warmup = 100;
+  for (int it = 0; it < warmup + iters; ++it) {
+    for (int k = 0; k < kModes; ++k) {
+      int const mode = (it + k) % kModes;
+      ++generation;
+      std::int64_t const t0 = now_ns();
+      launch_tail_probe(flag.device_ptr(), generation, mapped.device_ptr(), words.get<unsigned long long>(), mode,
+                        stream);
+      spin_until([&] { return flag.load() == generation; }, "the tail probe's mapped write");
+      std::int64_t const t1 = now_ns();
+      PBM_BENCH_LAUNCHED("tail_probe_kernel");
+      if (it >= warmup) us[static_cast<std::size_t>(mode)].push_back(static_cast<double>(t1 - t0) / 1e3);
+    }
+  }
+  PBM_BENCH_CUDA(cudaStreamSynchronize(stream));
+  std::vector<Summary> out;
+  for (auto const& v : us) out.push_back(summarise(v));
+  ctx.expect(mapped.host()[6] != 0, "tail probe: the stores to mapped memory did not land");
+  return out;
+}
+
 Json latency_point(std::uint32_t stride, std::uint64_t batch, LatencyRun const& r) {
   Json j = Json::object();
   j["record_bytes"] = stride;
@@ -159,6 +192,7 @@ Json figure_count_latency(Context& ctx, Json* scaling) {
   std::vector<bool> tails;
   for (TailVariant const& t : kTailVariants) tails.push_back(t.kernel_launch);
   LatencyRun const r = count_latency(ctx, stride, batch, warmup, iters, tails);
+  std::vector<Summary> const probe = tail_probe(ctx, ctx.pick(1000, 5000));
 
   Json f = Json::object();
   f["id"] = "1";
@@ -185,6 +219,18 @@ Json figure_count_latency(Context& ctx, Json* scaling) {
     s[kTailVariants[i].key] = to_json(r.tails[i], "us");
     s[kTailVariants[i].key]["what"] = kTailVariants[i].what;
   }
+  static char const* const kProbe[] = {
+      "floor kernel (the store alone), same loop", "+ __threadfence_system()",
+      "+ 7 stores to mapped memory (the stats snapshot)", "+ 7 stores to mapped memory + __threadfence_system()",
+      "+ 2 device atomics + __threadfence_system()", "+ 2 device atomics + __threadfence()"};
+  Json& tp = f["tail_probe"];
+  tp = Json::array();
+  for (std::size_t i = 0; i < probe.size(); ++i) {
+    Json j = to_json(probe[i], "us");
+    j["mode"] = static_cast<int>(i);
+    j["what"] = kProbe[i];
+    tp.push_back(j);
+  }
   double const speedup = r.memcpy_sync.median / r.pbm.median;
   double const vs_floor = r.pbm.median / r.floor.median;
   Json& q = f["ratios"];
@@ -205,6 +251,9 @@ Json figure_count_latency(Context& ctx, Json* scaling) {
                   r.memcpy_sync.p99 / r.pbm.p99, "(a)/pbm"));
   t.push_back(row("pbm pop+wait(spin), p99", r.pbm.p99, "us", "(b) p99", r.floor.p99, r.pbm.p99 / r.floor.p99,
                   "pbm/(b)"));
+  for (std::size_t i = 1; i < probe.size(); ++i)
+    t.push_back(row(std::string("  tail probe: ") + kProbe[i], probe[i].median, "us", "probe mode 0 (the store alone)",
+                    probe[0].median, probe[i].median - probe[0].median, "us added"));
   for (std::size_t i = 0; i < r.tails.size(); ++i) {
     f["ratios"][std::string("pbm_over_") + kTailVariants[i].key + "_median"] = r.pbm.median / r.tails[i].median;
     t.push_back(row("pbm pop+wait(spin), median", r.pbm.median, "us", kTailVariants[i].key, r.tails[i].median,

@@ -167,6 +167,41 @@ void EmptyGraph::launch(cudaStream_t stream) { PBM_BENCH_CUDA(cudaGraphLaunch(ex
 
 void EmptyGraph::set_params() { PBM_BENCH_CUDA(cudaGraphExecKernelNodeSetParams(exec_, node_, &params_)); }
 
+namespace {
+/// What the end of a pop does before its done word, piece by piece (figure 1's breakdown).
+__global__ void tail_probe_kernel(unsigned long long* flag, unsigned long long value, unsigned long long* mapped,
+                                  unsigned long long* device_words, int mode) {
+  volatile unsigned long long* m = mapped;
+  switch (mode) {
+    case 1: __threadfence_system(); break;
+    case 2:
+      for (int i = 0; i < 7; ++i) m[i] = value + i;
+      break;
+    case 3:
+      for (int i = 0; i < 7; ++i) m[i] = value + i;
+      __threadfence_system();
+      break;
+    case 4:
+      atomicAdd(device_words, 1ull);
+      atomicAdd(device_words + 16, 1ull);
+      __threadfence_system();
+      break;
+    case 5:
+      atomicAdd(device_words, 1ull);
+      atomicAdd(device_words + 16, 1ull);
+      __threadfence();
+      break;
+    default: break;
+  }
+  *static_cast<unsigned long long volatile*>(flag) = value;
+}
+}  // namespace
+
+void launch_tail_probe(unsigned long long* flag, unsigned long long value, unsigned long long* mapped,
+                       unsigned long long* device_words, int mode, cudaStream_t stream) {
+  tail_probe_kernel<<<1, 1, 0, stream>>>(flag, value, mapped, device_words, mode);
+}
+
 void launch_flag_write(unsigned long long* flag, unsigned long long value, cudaStream_t stream) {
   flag_kernel<<<1, 1, 0, stream>>>(flag, value);
 }

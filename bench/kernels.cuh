@@ -100,6 +100,13 @@ class EmptyGraph {
 /// <<<1, 1>>> of a kernel whose single write stores `value` to `flag` (mapped host memory).
 void launch_flag_write(unsigned long long* flag, unsigned long long value, cudaStream_t stream);
 
+/// <<<1, 1>>> of a kernel that does one piece of a pop's tail, then stores `value` to `flag` (mapped
+/// host memory) as the floor does. mode 0: nothing else; 1: __threadfence_system(); 2: seven stores
+/// to `mapped` (mapped host memory, like the stats snapshot); 3: 2 then 1; 4: two device atomics
+/// (like the release) then __threadfence_system(); 5: the same with __threadfence().
+void launch_tail_probe(unsigned long long* flag, unsigned long long value, unsigned long long* mapped,
+                       unsigned long long* device_words, int mode, cudaStream_t stream);
+
 /// <<<1, 1>>> of a kernel that holds `stream` until *flag == value (mapped host memory), or 10 s.
 void launch_gate(unsigned long long const* flag, unsigned long long value, cudaStream_t stream);
 
