@@ -290,7 +290,17 @@ struct Popped {
   Rec rec;
 };
 
-void run_mpmc(std::uint64_t capacity, int producers, int consumers, std::uint32_t per_producer, bool batches) {
+/// push_n with the reservation warp_push makes: straight to the atomics, no load of the free count first.
+std::uint64_t push_n_optimistic(RingView v, Rec const* recs, std::uint64_t n) {
+  std::uint64_t base = 0;
+  std::uint64_t const k = pbm::detail::reserve(v, n, &base, /*optimistic=*/true);
+  for (std::uint64_t i = 0; i < k; ++i) std::memcpy(v.record(v.slot_of(base + i)), &recs[i], sizeof(Rec));
+  for (std::uint64_t i = 0; i < k; ++i) pbm::detail::commit(v, base + i);
+  return k;
+}
+
+void run_mpmc(std::uint64_t capacity, int producers, int consumers, std::uint32_t per_producer, bool batches,
+              bool optimistic = false) {
   HostRing ring(capacity, sizeof(Rec), ~0ull - 1000);
   std::atomic<int> producers_left{producers};
   std::vector<std::uint32_t> attempts(producers, 0), pushed(producers, 0);
@@ -305,7 +315,8 @@ void run_mpmc(std::uint64_t capacity, int producers, int consumers, std::uint32_
         std::uint32_t const n = batches ? std::min<std::uint32_t>(1 + rng() % 6, per_producer - seq) : 1;
         std::vector<Rec> batch;
         for (std::uint32_t i = 0; i < n; ++i) batch.push_back(make(p, seq + i));
-        auto const k = static_cast<std::uint32_t>(pbm::detail::push_n(ring.view, batch.data(), n));
+        auto const k = static_cast<std::uint32_t>(optimistic ? push_n_optimistic(ring.view, batch.data(), n)
+                                                             : pbm::detail::push_n(ring.view, batch.data(), n));
         attempts[p] += n;
         pushed[p] += k;
         seq += k;  // retry what was refused, keeping per-producer order
@@ -365,5 +376,30 @@ TEST(RingThreads, NearlyFullMailboxCountsDropsExactly) { run_mpmc(5, 6, 2, 5000,
 TEST(RingThreads, CapacityOne) { run_mpmc(1, 3, 3, 3000, false); }
 TEST(RingThreads, LargeCapacityTakesTheFastPath) { run_mpmc(3 * pbm::detail::kFastPathMargin, 4, 2, 30000, true); }
 TEST(RingThreads, ManyProducersHammeringAFullMailboxStillMakeProgress) { run_mpmc(16, 12, 1, 2000, false); }
+// The same with warp_push's reservation (take_slots without its first load): an overshoot below
+// zero is given back, so drops stay exact and the free count ends where it began.
+TEST(RingThreads, OptimisticReservationsKeepOrderAndCountDropsExactly) { run_mpmc(64, 4, 3, 20000, true, true); }
+TEST(RingThreads, OptimisticReservationsNearlyFull) { run_mpmc(5, 6, 2, 5000, true, true); }
+TEST(RingThreads, OptimisticReservationsHammeringAFullMailboxStillMakeProgress) {
+  run_mpmc(16, 12, 1, 2000, false, true);
+}
+TEST(RingThreads, OptimisticReservationsOnTheFastPath) {
+  run_mpmc(3 * pbm::detail::kFastPathMargin, 4, 2, 30000, true, true);
+}
+
+TEST(Ring, AnOptimisticReservationIntoALittleRoomTakesWhatFitsAndLeavesNoDebt) {
+  HostRing ring(100, sizeof(Rec));
+  std::vector<Rec> recs(100);
+  for (std::uint32_t i = 0; i < 100; ++i) recs[i] = make(0, i);
+  ASSERT_EQ(push_n_optimistic(ring.view, recs.data(), 90), 90u);
+  EXPECT_EQ(push_n_optimistic(ring.view, recs.data(), 32), 10u) << "the 10 free slots, not fewer";
+  EXPECT_EQ(ring.header().free_slots, 0) << "the overshoot was given back";
+  EXPECT_EQ(ring.header().dropped, 22u);
+  EXPECT_EQ(push_n_optimistic(ring.view, recs.data(), 1), 0u);
+  EXPECT_EQ(ring.header().free_slots, 0);
+  EXPECT_EQ(ring.header().dropped, 23u);
+  EXPECT_EQ(pop(ring.view, 100).size(), 100u);
+  EXPECT_EQ(ring.header().free_slots, 100);
+}
 
 }  // namespace
