@@ -320,7 +320,8 @@ Breakdown call_breakdown(Context& ctx, cudaStream_t stream, void* dst, int round
       {"launch_with_args", "cudaLaunchKernel of an empty kernel with 128 B of arguments in 4 parameters, <<<1, 256>>>"},
       {"launch_with_args_and_event", "the same + cudaEventRecord: what a pop call must do at least"},
       {"graph_launch", "cudaGraphLaunch of an instantiated graph of one such kernel node"},
-      {"graph_set_params", "cudaGraphExecKernelNodeSetParams of that node (per call, to aim a graph-launched pop)"},
+      {"graph_set_params", "cudaGraphExecKernelNodeSetParams of that node, one argument changed (as per pop)"},
+      {"graph_set_params_and_launch", "the same, then cudaGraphLaunch: what pbm's launch path does per call"},
   };
   constexpr int n = static_cast<int>(sizeof kinds / sizeof kinds[0]);
   std::vector<std::vector<double>> ns(n);
@@ -356,7 +357,11 @@ Breakdown call_breakdown(Context& ctx, cudaStream_t stream, void* dst, int round
             PBM_BENCH_CUDA(cudaEventRecord(event, stream));
             break;
           case 9: graph.launch(stream); break;
-          default: graph.set_params(); break;
+          case 10: graph.set_params(); break;
+          default:
+            graph.set_params();
+            graph.launch(stream);
+            break;
         }
         t1[j] = now_ns();
       }

@@ -165,7 +165,10 @@ EmptyGraph::~EmptyGraph() {
 
 void EmptyGraph::launch(cudaStream_t stream) { PBM_BENCH_CUDA(cudaGraphLaunch(exec_, stream)); }
 
-void EmptyGraph::set_params() { PBM_BENCH_CUDA(cudaGraphExecKernelNodeSetParams(exec_, node_, &params_)); }
+void EmptyGraph::set_params() {
+  ++*reinterpret_cast<unsigned long long*>(storage_ + 48);  // a new value each time, as a pop's generation
+  PBM_BENCH_CUDA(cudaGraphExecKernelNodeSetParams(exec_, node_, &params_));
+}
 
 namespace {
 /// What the end of a pop does before its done word, piece by piece (figure 1's breakdown).

@@ -84,8 +84,8 @@ class EmptyGraph {
   EmptyGraph(EmptyGraph const&) = delete;
   EmptyGraph& operator=(EmptyGraph const&) = delete;
   void launch(cudaStream_t stream);
-  /// cudaGraphExecKernelNodeSetParams with the node's own parameters: what a graph-launched pop
-  /// would pay per call to aim the node at its destination and completion.
+  /// cudaGraphExecKernelNodeSetParams with one argument changed (as a pop's generation changes):
+  /// what a graph-launched pop pays per call to aim the node at its destination and completion.
   void set_params();
 
  private:
