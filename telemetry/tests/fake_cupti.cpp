@@ -176,12 +176,21 @@ __attribute__((visibility("default"))) uint32_t pbm_fake_cupti_api_returning(int
   return correlation;
 }
 /// An NVTX callback (nvtxRangePushA, nvtxRangePop, ...) with its parameter struct.
+__attribute__((visibility("default"))) int pbm_fake_cupti_nvtx_returning(uint32_t cbid, void const* params,
+                                                                         void const* returned);
 __attribute__((visibility("default"))) int pbm_fake_cupti_nvtx(uint32_t cbid, void const* params) {
+  return pbm_fake_cupti_nvtx_returning(cbid, params, nullptr);
+}
+/// pbm_fake_cupti_nvtx with the function's return value (CUpti_NvtxData::functionReturnValue: the
+/// handle nvtxDomainCreateA or nvtxDomainRegisterStringA returned). Returns 1 when delivered.
+__attribute__((visibility("default"))) int pbm_fake_cupti_nvtx_returning(uint32_t cbid, void const* params,
+                                                                         void const* returned) {
   auto const [callback, userdata] = target(CUPTI_CB_DOMAIN_NVTX, cbid);
   if (callback == nullptr) return 0;
   CUpti_NvtxData data{};
   data.functionName = "fake";
   data.functionParams = params;
+  data.functionReturnValue = returned;
   callback(userdata, CUPTI_CB_DOMAIN_NVTX, cbid, &data);
   return 1;
 }
