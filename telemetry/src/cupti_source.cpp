@@ -114,9 +114,12 @@ class CuptiSource {
     auto* source = static_cast<CuptiSource*>(self);
     if (source->closed_.load(std::memory_order_acquire)) return;
     try {  // nothing may unwind into CUPTI or the CUDA call
+      ThreadState& thread = this_thread();
       if (domain == CUPTI_CB_DOMAIN_NVTX) {
-        on_nvtx_callback(cbid, static_cast<CUpti_NvtxData const*>(data));
+        count_callback(thread.nvtx_callbacks);
+        on_nvtx_callback(thread, cbid, static_cast<CUpti_NvtxData const*>(data));
       } else {
+        count_callback(thread.api_callbacks);
         source->handle_api(domain, cbid, static_cast<CUpti_CallbackData const*>(data));
       }
     } catch (...) {

@@ -7,9 +7,11 @@
 
 namespace pbm::telemetry::detail {
 
-/// Handles one NVTX-domain CUPTI callback on the calling thread: range pushes and pops edit the
-/// thread's range stack (scope.hpp); domain and string registrations teach names.
-void on_nvtx_callback(CUpti_CallbackId cbid, CUpti_NvtxData const* data);
+struct ThreadState;
+
+/// Handles one NVTX-domain CUPTI callback on the calling thread, whose state is `thread`: range
+/// pushes and pops edit its range stack (scope.hpp); domain and string registrations teach names.
+void on_nvtx_callback(ThreadState& thread, CUpti_CallbackId cbid, CUpti_NvtxData const* data);
 
 /// Remembers pbm's own NVTX domain handle, which may have been created before CUPTI was attached.
 void learn_pbm_domain();

@@ -7,6 +7,8 @@
 #include <pbm/expected.hpp>
 #include <pbm/telemetry/counters.hpp>
 
+#include <algorithm>
+
 namespace pbm::telemetry::detail {
 namespace {
 
@@ -39,27 +41,37 @@ CallContext capture_context() {
     }
   }
   ctx.pbm_wait = pbm::expected_sync_depth() > 0;
-  ctx.ranges = state.ranges;
+  ctx.ranges = state.ranges.snapshot();
   return ctx;
 }
 
-void nvtx_push(std::string_view domain, std::string_view name) {
+void LiveRanges::push(std::string_view domain, std::string_view name) {
   // Copied into every API call's context: a name of any length costs at most kMaxRangeNameBytes.
-  cupti_fed().ranges.push_back(Range{std::string(bounded_range_name(domain)), std::string(bounded_range_name(name))});
+  domain = bounded_range_name(domain);
+  name = bounded_range_name(name);
+  if (depth_ == items_.size()) items_.emplace_back();
+  Range& r = items_[depth_++];
+  r.domain.assign(domain.data(), domain.size());  // reuses the storage of the range popped last
+  r.name.assign(name.data(), name.size());
 }
 
-void nvtx_pop(std::string_view domain) {
+void LiveRanges::pop(std::string_view domain) {
   domain = bounded_range_name(domain);
-  RangeStack& ranges = cupti_fed().ranges;
-  for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
-    if (it->domain == domain) {
-      ranges.erase(std::next(it).base());
-      return;
-    }
+  for (std::size_t i = depth_; i-- > 0;) {
+    if (items_[i].domain != domain) continue;
+    // Usually the top; a range of another domain above it moves down one, keeping the order.
+    std::rotate(items_.begin() + static_cast<std::ptrdiff_t>(i), items_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                items_.begin() + static_cast<std::ptrdiff_t>(depth_));
+    --depth_;
+    return;
   }
 }
 
-RangeStack const& current_ranges() { return cupti_fed().ranges; }
+void nvtx_push(std::string_view domain, std::string_view name) { cupti_fed().ranges.push(domain, name); }
+
+void nvtx_pop(std::string_view domain) { cupti_fed().ranges.pop(domain); }
+
+RangeStack current_ranges() { return cupti_fed().ranges.snapshot(); }
 
 void push_scope(ScopeEntry entry) { this_thread().scopes.push_back(std::move(entry)); }
 

@@ -57,11 +57,31 @@ struct CallContext {
 /// Captures the calling thread's scope state (no backtrace).
 CallContext capture_context();
 
+/// A thread's open NVTX ranges, edited by every range push and pop. A popped entry keeps its
+/// strings' storage for the next push: pbm's own ranges open and close around every mailbox call,
+/// and a loop of them allocates nothing once the stack has been as deep as it gets.
+class LiveRanges {
+ public:
+  void push(std::string_view domain, std::string_view name);
+  /// Removes the innermost range of `domain`; nothing when none is open.
+  void pop(std::string_view domain);
+  void clear() noexcept { depth_ = 0; }
+  bool empty() const noexcept { return depth_ == 0; }
+  std::size_t size() const noexcept { return depth_; }
+  /// The open ranges, outermost first (what an API call's context keeps).
+  RangeStack snapshot() const { return RangeStack(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(depth_)); }
+
+ private:
+  std::vector<Range> items_;  // [0, depth_) open; the rest popped, kept for their storage
+  std::size_t depth_{0};
+};
+
 /// The calling thread's NVTX range stack, maintained from NVTX callbacks (or tests).
 void nvtx_push(std::string_view domain, std::string_view name);
 /// Pops the innermost range of `domain` (NVTX keeps one stack per domain and thread).
 void nvtx_pop(std::string_view domain);
-RangeStack const& current_ranges();
+/// A copy of the calling thread's open ranges.
+RangeStack current_ranges();
 
 // Guard bookkeeping (used by Forbid/Expect/ScopedMode).
 struct ScopeEntry {

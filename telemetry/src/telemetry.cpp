@@ -181,6 +181,9 @@ Status status() {
   st.reason = s.reason;
   st.thread_states = detail::thread_states_allocated();
   st.legacy_stream_rule = s.settings.config.legacy_stream_rule;
+  detail::CallbackCounts const handled = detail::callbacks_handled();
+  st.api_callbacks = handled.api;
+  st.nvtx_callbacks = handled.nvtx;
   return st;
 }
 

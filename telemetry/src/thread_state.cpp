@@ -47,8 +47,11 @@ void ThreadState::clear() noexcept {
   ranges.clear();
   runtime_depth = 0;
   runtime_call.reset();
-  names.generation = 0;
-  for (NameCache::Entry& e : names.entries) e.key = nullptr;
+  for (NameCache* cache : {&domain_names, &string_names}) {
+    cache->generation = 0;
+    for (NameCache::Entry& e : cache->entries) e.key = nullptr;
+  }
+  // api_callbacks and nvtx_callbacks stay: they are the process's totals.
 }
 
 std::uint32_t current_thread_id() noexcept {
@@ -77,8 +80,9 @@ ThreadState& this_thread() {
 
 ThreadState* this_thread_if_any() noexcept { return tl_state; }
 
-ThreadState& cupti_fed() {
-  ThreadState& s = this_thread();
+ThreadState& cupti_fed() { return cupti_fed(this_thread()); }
+
+ThreadState& cupti_fed(ThreadState& s) noexcept {
   std::uint64_t const now = g_epoch.load(std::memory_order_acquire);
   if (s.epoch != now) {
     s.ranges.clear();
@@ -97,5 +101,14 @@ void thread_state_after_fork_in_child() noexcept {
 }
 
 std::size_t thread_states_allocated() noexcept { return g_allocated.load(std::memory_order_relaxed); }
+
+CallbackCounts callbacks_handled() noexcept {
+  CallbackCounts n;
+  for (ThreadState* s = g_states.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+    n.api += s->api_callbacks.load(std::memory_order_relaxed);
+    n.nvtx += s->nvtx_callbacks.load(std::memory_order_relaxed);
+  }
+  return n;
+}
 
 }  // namespace pbm::telemetry::detail

@@ -49,10 +49,17 @@ struct ThreadState {
   // while detached, such as the exit of a call in flight or an NVTX pop, would otherwise leave them
   // wrong for good). cupti_fed() starts them over when the epoch moved.
   std::uint64_t epoch{0};
-  RangeStack ranges;
+  LiveRanges ranges;
   int runtime_depth{0};                          // runtime calls in progress (driver calls under them are aliases)
   std::shared_ptr<CallContext> runtime_call;     // the outermost of them
-  NameCache names;
+  NameCache domain_names;                        // nvtxDomainHandle_t -> domain
+  NameCache string_names;                        // nvtxStringHandle_t -> registered string
+
+  /// CUPTI callbacks pbm has handled on this thread (API: runtime and driver; NVTX), for the cost
+  /// per intercepted call (Status). Written only by the owner (a load and a store, no locked
+  /// instruction on the hot path), read by anyone; kept when the state is taken over.
+  std::atomic<std::uint64_t> api_callbacks{0};
+  std::atomic<std::uint64_t> nvtx_callbacks{0};
 
   /// Empties everything (a state taken over from a dead thread).
   void clear() noexcept;
@@ -69,6 +76,8 @@ ThreadState* this_thread_if_any() noexcept;
 /// this_thread(), with the CUPTI-fed fields started over if CUPTI was attached again since they
 /// were last fed.
 ThreadState& cupti_fed();
+/// cupti_fed() for `state`, the calling thread's (this_thread()) already at hand.
+ThreadState& cupti_fed(ThreadState& state) noexcept;
 
 /// Marks a new attach: every thread's CUPTI-fed state is stale from now on.
 void begin_attach_epoch() noexcept;
@@ -82,5 +91,17 @@ void thread_state_after_fork_in_child() noexcept;
 
 /// Tests: how many states the process has ever allocated (reused ones count once).
 std::size_t thread_states_allocated() noexcept;
+
+/// Adds one to a counter of the calling thread's own state (its owner is the only writer).
+inline void count_callback(std::atomic<std::uint64_t>& counter) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+/// CUPTI callbacks handled so far by all threads of the process (those gone included).
+struct CallbackCounts {
+  std::uint64_t api{0};
+  std::uint64_t nvtx{0};
+};
+CallbackCounts callbacks_handled() noexcept;
 
 }  // namespace pbm::telemetry::detail

@@ -81,6 +81,12 @@ struct Status {
   /// an exited thread was free to reuse): never freed, reused after their thread exits.
   std::size_t thread_states{0};
   bool legacy_stream_rule{false};  ///< the legacy default stream rule is on (Config, set_legacy_stream_rule)
+  /// CUPTI callbacks pbm has handled since the process started, all threads, across stop/start and
+  /// detach/attach: runtime and driver API callbacks (entry and exit are one each), and NVTX
+  /// callbacks (a range push and its pop are two). What "cost per intercepted call" divides by;
+  /// an attached loop whose counts do not move was not being watched.
+  std::uint64_t api_callbacks{0};
+  std::uint64_t nvtx_callbacks{0};
 };
 
 /// Resolves `config` against the environment (PBM_MODE when config.mode is unset, PBM_NVTX_ALLOW
