@@ -45,14 +45,19 @@ def row(item, value, unit, reference, reference_value, ratio, ratio_is, goal=Non
 
 
 def telemetry_figure(runs):
-    """Figure 7 from telemetry_overhead's JSON (one per loop kind): each column against `off`."""
+    """Figure 7 from telemetry_overhead's JSON (one per loop kind): each column against `off`; count mode
+    attached against detached in one process (the goal: median ratio per block pair <= 1.03) with the ns per
+    intercepted callback; NVTX tool against none in forked children, with their spread."""
     fig = {
         "id": "7",
         "title": "Telemetry overhead: off / NVTX only / count / assert, per loop iteration",
-        "method": "telemetry_overhead: host steady_clock per iteration; off measured in a child forked before CUDA "
-                  "or NVTX; count and assert interleaved round by round (see bench/telemetry_overhead.cu)",
+        "method": "telemetry_overhead: host steady_clock per iteration; off measured in children forked before CUDA "
+                  "or NVTX; count and assert interleaved round by round; count attached vs detached in interleaved "
+                  "block pairs in one process (block = median iteration); NVTX tool vs none in forked children, "
+                  "alternating (see bench/telemetry_overhead.cu)",
         "loops": {},
         "table": [],
+        "goals": [],
     }
     for data in runs:
         if not isinstance(data, dict) or "columns" not in data:
@@ -70,6 +75,30 @@ def telemetry_figure(runs):
             label = {"off": "off: no telemetry, no NVTX tool", "nvtx": "nvtx: NVTX into libcupti only"}[base_name]
             fig["table"].append(row(f"{kind} loop: {name}, median", c.get("median_us"), "us", label, base, ratio,
                                     f"{name}/{base_name}"))
+        ad = data.get("attached_detached")
+        if isinstance(ad, dict):
+            ratio = (ad.get("ratio") or {}).get("median")
+            goal = next((g for g in data.get("goals", []) if isinstance(g, dict)
+                         and "attached/detached" in str(g.get("what", ""))), None)
+            if goal is None and number(ratio):
+                goal = {"what": f"{kind} loop: count attached/detached", "value": ratio, "op": "<=", "target": 1.03,
+                        "met": ratio <= 1.03}
+            if goal is not None:
+                fig["goals"].append(goal)
+            fig["table"].append(row(f"{kind} loop: count attached, block median", (ad.get("attached_us") or {}).get("median"),
+                                    "us", "count detached, same process",
+                                    (ad.get("detached_us") or {}).get("median"), ratio,
+                                    "attached/detached", goal))
+            fig["table"].append(row(f"{kind} loop: ns per intercepted callback", ad.get("ns_per_callback"), "ns",
+                                    "callbacks per iteration, API + NVTX", ad.get("callbacks_per_iteration"), None,
+                                    "diff/callbacks"))
+        ch = data.get("nvtx_children")
+        if isinstance(ch, dict):
+            nvtx_med = (ch.get("nvtx_us") or {}).get("median")
+            none_med = (ch.get("none_us") or {}).get("median")
+            fig["table"].append(row(f"{kind} loop: NVTX tool, children's median", nvtx_med, "us",
+                                    "no NVTX tool, children's median", none_med, ch.get("ratio_of_medians"),
+                                    "nvtx/none medians"))
     return fig if fig["loops"] else None
 
 
