@@ -143,6 +143,7 @@ class CuptiSource {
   std::atomic<bool> copies_from_callbacks_{true};  // no MEMCPY records: copies judged at their call
   std::atomic<bool> closed_{false};  // exiting, or a forked child: callbacks are ignored from then on
   std::atomic<bool> legacy_rule_{false};
+  std::atomic<bool> driver_callbacks_{true};  // PBM_CUPTI_DRIVER_CALLBACKS=0 (measurements) turns them off
   CUpti_SubscriberHandle subscriber_{};
   ActivityBuffers buffers_;
 };
@@ -179,6 +180,7 @@ AttachResult CuptiSource::attach(Settings const& settings) {
     return AttachResult{false, false, "CUPTI unavailable: " + what + " failed (" + result_string(res) + ")"};
   };
   legacy_rule_.store(settings.config.legacy_stream_rule, std::memory_order_release);
+  driver_callbacks_.store(settings.driver_callbacks, std::memory_order_release);
   if ((r = enable_group(CallbackSpec::Group::always, true)) != CUPTI_SUCCESS) return fail("cuptiEnableCallback", r);
   if (settings.config.legacy_stream_rule && (r = enable_group(CallbackSpec::Group::legacy_rule, true)) != CUPTI_SUCCESS)
     return fail("cuptiEnableCallback (legacy default stream rule)", r);
@@ -216,7 +218,7 @@ CUptiResult CuptiSource::enable_group(CallbackSpec::Group group, bool on) noexce
     }
   };
   each(runtime_callbacks(), CUPTI_CB_DOMAIN_RUNTIME_API);
-  each(driver_callbacks(), CUPTI_CB_DOMAIN_DRIVER_API);
+  if (driver_callbacks_.load(std::memory_order_acquire)) each(driver_callbacks(), CUPTI_CB_DOMAIN_DRIVER_API);
   return first;
 }
 

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <cupti.h>
+#include <generated_nvtx_meta.h>
 
 #include <dlfcn.h>
 
@@ -266,4 +267,27 @@ TEST_F(ImplicitSyncCallbacks, PinnedAndDeviceToDeviceAsyncCopiesStayClean) {
   EXPECT_EQ(syncs(pt::SyncApi::memcpy_blocking), blocking_before);
   EXPECT_EQ(pt::counters().sync_total(false) + pt::counters().sync_total(true) - before, 2u)
       << "the query and the stream wait, counted as non-blocking";
+}
+
+TEST_F(ImplicitSyncCallbacks, MeasurementSwitchesLeaveTheDriverDomainOrNvtxOff) {
+  using NvtxFn = int (*)(std::uint32_t, void const*);
+  auto const nvtx = pbm_test::fake_cupti_hook<NvtxFn>(PBM_FAKE_CUPTI_PATH, "pbm_fake_cupti_nvtx");
+  ASSERT_NE(nvtx, nullptr);
+  nvtxRangePop_params pop{nullptr};
+  auto restart_with = [](char const* name, char const* value) {
+    pt::stop();
+    if (value != nullptr) ::setenv(name, value, 1); else ::unsetenv(name);
+    return pbm_test::attach_fake_cupti(PBM_FAKE_CUPTI_PATH);
+  };
+  ASSERT_EQ(restart_with("PBM_CUPTI_DRIVER_CALLBACKS", "0"), "");
+  EXPECT_FALSE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize)) << "no driver callback enabled";
+  EXPECT_TRUE(call(kRt, CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020));
+  EXPECT_NE(nvtx(CUPTI_CBID_NVTX_nvtxRangePop, &pop), 0);
+  ASSERT_EQ(restart_with("PBM_CUPTI_DRIVER_CALLBACKS", nullptr), "");
+  EXPECT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize)) << "the default: driver callbacks on";
+  ASSERT_EQ(restart_with("PBM_CUPTI_NVTX_CALLBACKS", "0"), "");
+  EXPECT_EQ(nvtx(CUPTI_CBID_NVTX_nvtxRangePop, &pop), 0) << "no NVTX callback enabled";
+  EXPECT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize));
+  ASSERT_EQ(restart_with("PBM_CUPTI_NVTX_CALLBACKS", nullptr), "");
+  EXPECT_NE(nvtx(CUPTI_CBID_NVTX_nvtxRangePop, &pop), 0);
 }
