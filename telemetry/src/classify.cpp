@@ -1,6 +1,8 @@
 // The policy's decision for one event, and the NVTX range allow-list it consults.
 #include "classify.hpp"
 
+#include "thread_state.hpp"
+
 #include <atomic>
 
 namespace pbm::telemetry {
@@ -12,11 +14,15 @@ std::shared_ptr<std::vector<std::string> const>& allow_storage() {
   return list;
 }
 
+/// Moves on every set_range_allow_list(): a thread's cached list (allow_list_cached) is stale then.
+std::atomic<std::uint64_t> g_allow_version{1};
+
 }  // namespace
 
 void set_range_allow_list(std::vector<std::string> names) {
   auto list = std::make_shared<std::vector<std::string> const>(std::move(names));
   std::atomic_store(&allow_storage(), std::move(list));
+  g_allow_version.fetch_add(1, std::memory_order_acq_rel);  // after the store: a reader that sees it loads the new list
 }
 
 std::vector<std::string> range_allow_list() { return *detail::allow_list_snapshot(); }
@@ -25,6 +31,16 @@ namespace detail {
 
 std::shared_ptr<std::vector<std::string> const> allow_list_snapshot() {
   return std::atomic_load(&allow_storage());
+}
+
+std::vector<std::string> const& allow_list_cached() {
+  ThreadState& thread = this_thread();
+  std::uint64_t const now = g_allow_version.load(std::memory_order_acquire);
+  if (thread.allow_version != now || !thread.allow) {
+    thread.allow = allow_list_snapshot();
+    thread.allow_version = now;
+  }
+  return *thread.allow;
 }
 
 bool allow_listed(RangeStack const& ranges, std::vector<std::string> const& allow) {

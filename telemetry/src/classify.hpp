@@ -40,5 +40,9 @@ bool memset_blocks_host(MemoryKind target) noexcept;
 
 /// The current allow-list (immutable snapshot; cheap to take).
 std::shared_ptr<std::vector<std::string> const> allow_list_snapshot();
+/// The allow-list as the calling thread last loaded it, reloaded when set_range_allow_list() has
+/// run since: a judged call costs one atomic load, not a shared_ptr's atomic load (a lock in
+/// libstdc++) and two reference counts. Valid until this thread's next call of it.
+std::vector<std::string> const& allow_list_cached();
 
 }  // namespace pbm::telemetry::detail

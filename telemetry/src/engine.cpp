@@ -180,8 +180,8 @@ void Engine::api_exit(ApiCall const& call) noexcept {
 }
 
 void Engine::judge_sync(SyncEvent ev, CallContext const& ctx, bool at_call_site) {
-  auto const allow = allow_list_snapshot();
-  Verdict const verdict = classify_sync(ev.api, ctx.sync_rule, ctx.pbm_wait, ev.ranges, *allow);
+  std::vector<std::string> const& allow = allow_list_cached();
+  Verdict const verdict = classify_sync(ev.api, ctx.sync_rule, ctx.pbm_wait, ev.ranges, allow);
   counters_->add_sync(ev.api, verdict.expected, innermost(ev.ranges));
   observers_.each([&](Observer& o) { o.on_sync(ev, verdict.expected); });
   if (verdict.expected) return;
@@ -258,8 +258,8 @@ void Engine::on_memcpy(MemcpyEvent ev, bool at_call_site) {
   if (c.mode == Mode::off) return;
   ev.thread = c.thread;
   ev.ranges = c.ranges;
-  auto const allow = allow_list_snapshot();
-  Verdict const verdict = classify_memcpy(ev, c.memcpy_rule, ev.ranges, *allow);
+  std::vector<std::string> const& allow = allow_list_cached();
+  Verdict const verdict = classify_memcpy(ev, c.memcpy_rule, ev.ranges, allow);
   counters_->add_memcpy(ev.direction, host_side_memory(ev.src_kind, ev.dst_kind), verdict.expected,
                         innermost(ev.ranges), ev.bytes);
   observers_.each([&](Observer& o) { o.on_memcpy(ev, verdict.expected); });

@@ -47,6 +47,8 @@ void ThreadState::clear() noexcept {
   ranges.clear();
   runtime_depth = 0;
   runtime_call.reset();
+  allow.reset();
+  allow_version = 0;
   for (NameCache* cache : {&domain_names, &string_names}) {
     cache->generation = 0;
     for (NameCache::Entry& e : cache->entries) e.key = nullptr;

@@ -52,6 +52,10 @@ struct ThreadState {
   LiveRanges ranges;
   int runtime_depth{0};                          // runtime calls in progress (driver calls under them are aliases)
   std::shared_ptr<CallContext> runtime_call;     // the outermost of them
+  // The NVTX range allow-list as this thread last loaded it (classify.hpp allow_list_cached).
+  std::shared_ptr<std::vector<std::string> const> allow;
+  std::uint64_t allow_version{0};
+
   NameCache domain_names;                        // nvtxDomainHandle_t -> domain
   NameCache string_names;                        // nvtxStringHandle_t -> registered string
 

@@ -1,7 +1,7 @@
 // The CPU side of "what does an intercepted call cost": nanoseconds per CUPTI callback pbm handles,
 // through the stand-in libcupti (fake_cupti.cpp), attached against detached, in one process.
 //
-//   telemetry_callback_cost [--blocks N] [--calls N]
+//   telemetry_callback_cost [--blocks N] [--calls N] [--only SCENARIO]
 //
 // Scenarios (each delivers CUPTI's callbacks for one call, as the real libcupti would):
 //   pbm_ranges        the small loop's NVTX ranges: pbm::push, pbm::pop_bulk_async, pbm::wait in
@@ -104,12 +104,14 @@ double quantile(std::vector<double> v, double q) {
 
 int main(int argc, char** argv) {
   int blocks = 10, calls = 20000;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string const a = argv[i];
     if (a == "--blocks" && i + 1 < argc) blocks = std::atoi(argv[++i]);
     else if (a == "--calls" && i + 1 < argc) calls = std::atoi(argv[++i]);
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--blocks N] [--calls N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--blocks N] [--calls N] [--only SCENARIO]\n", argv[0]);
       return 2;
     }
   }
@@ -154,6 +156,7 @@ int main(int argc, char** argv) {
   std::printf("%-17s %9s %9s %12s %21s  (ns per callback, %d block pairs x %d calls)\n", "scenario", "detached",
               "attached", "cost median", "cost p25..p75", blocks, calls);
   for (Scenario const& s : scenarios) {
+    if (!only.empty() && only != s.name) continue;
     std::vector<double> on, off, diff;
     bool delivered = true;
     auto measure = [&](bool attached) {

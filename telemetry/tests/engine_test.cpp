@@ -289,3 +289,20 @@ TEST_F(EngineTest, SyncsJudgedTheSameWhenNoRecordsWillBeJoined) {
   ASSERT_EQ(recorder.syncs.size(), 2u);
   EXPECT_EQ(recorder.syncs[0].first.ranges.size(), 2u);
 }
+
+TEST_F(EngineTest, AnAllowListChangedBetweenTwoCallsOfOneThreadIsTheOneApplied) {
+  pd::nvtx_push("", "checkpoint");
+  auto sync = [&](std::uint32_t corr) {
+    runtime_call(api_call(pd::ApiCall::Class::sync, corr, "cudaStreamSynchronize", pt::SyncApi::stream_synchronize));
+  };
+  auto& c = engine.counters();
+  sync(901);  // this thread now holds the (empty) list it judged with
+  EXPECT_EQ(c.sync_count(pt::SyncApi::stream_synchronize, false, "checkpoint"), 1u);
+  pt::set_range_allow_list({"checkpoint"});
+  sync(902);
+  EXPECT_EQ(c.sync_count(pt::SyncApi::stream_synchronize, true, "checkpoint"), 1u) << "the new list, not the cached one";
+  pt::set_range_allow_list({});
+  sync(903);
+  EXPECT_EQ(c.sync_count(pt::SyncApi::stream_synchronize, false, "checkpoint"), 2u);
+  pd::nvtx_pop("");
+}
