@@ -93,6 +93,15 @@ bool Engine::api_enter(ApiCall const& call) {
   bool const judges_sync = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::sync;
   bool const copies = call.cls == ApiCall::Class::memcpy_sync || call.cls == ApiCall::Class::memcpy_async ||
                       call.cls == ApiCall::Class::graph_launch;  // its memcpy nodes are judged as copies
+  if (!judges_sync && !copies && !call.legacy_stream && !joins) {
+    // Judged as nothing, and no record will look for it: only the depth that makes the driver calls
+    // underneath aliases. No scope capture (it copies the range stack).
+    if (call.runtime) {
+      ++thread.runtime_depth;
+      thread.runtime_call.reset();
+    }
+    return true;
+  }
   CallContext local = capture_context();
   local.api = call.name;
   if (local.mode != Mode::off) {

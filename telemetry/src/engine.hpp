@@ -121,6 +121,7 @@ class Engine {
   /// Whether activity records will be joined with API calls (any activity kind enabled): only then
   /// must a sync's call context be kept for its record. True until the CUPTI source says otherwise.
   void set_joins_records(bool joins) noexcept { joins_records_.store(joins, std::memory_order_relaxed); }
+  bool joins_records() const noexcept { return joins_records_.load(std::memory_order_relaxed); }
 
   void add_observer(Observer& o) { observers_.add(o); }
   void remove_observer(Observer& o) noexcept { observers_.remove(o); }

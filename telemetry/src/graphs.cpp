@@ -109,13 +109,24 @@ void GraphCache::put(void const* exec, GraphSummary summary) {
     return;
   }
   auto shared = std::make_shared<GraphSummary const>(std::move(summary));
+  bool const reporting = reports(*shared);
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = by_exec_.insert_or_assign(exec, std::move(shared));
-  (void)it;
-  if (!inserted) return;
+  auto it = by_exec_.find(exec);
+  if (it != by_exec_.end()) {  // updated: the same executable, maybe reporting otherwise now
+    if (reports(*it->second)) reporting_.fetch_sub(1, std::memory_order_acq_rel);
+    it->second = std::move(shared);
+    if (reporting) reporting_.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
+  by_exec_.emplace(exec, std::move(shared));
+  if (reporting) reporting_.fetch_add(1, std::memory_order_acq_rel);
   order_.push_back(exec);
   while (by_exec_.size() > kMaxGraphs && !order_.empty()) {
-    by_exec_.erase(order_.front());
+    auto const oldest = by_exec_.find(order_.front());
+    if (oldest != by_exec_.end()) {
+      if (reports(*oldest->second)) reporting_.fetch_sub(1, std::memory_order_acq_rel);
+      by_exec_.erase(oldest);
+    }
     order_.erase(order_.begin());
   }
 }
@@ -128,7 +139,15 @@ std::shared_ptr<GraphSummary const> GraphCache::get(void const* exec) const {
 
 void GraphCache::erase(void const* exec) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (by_exec_.erase(exec) != 0) order_.erase(std::find(order_.begin(), order_.end(), exec));
+  forget_locked(exec);
+}
+
+void GraphCache::forget_locked(void const* exec) {
+  auto it = by_exec_.find(exec);
+  if (it == by_exec_.end()) return;
+  if (reports(*it->second)) reporting_.fetch_sub(1, std::memory_order_acq_rel);
+  by_exec_.erase(it);
+  order_.erase(std::find(order_.begin(), order_.end(), exec));
 }
 
 std::size_t GraphCache::size() const {

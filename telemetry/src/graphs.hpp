@@ -50,11 +50,18 @@ class GraphCache {
   std::shared_ptr<GraphSummary const> get(void const* exec) const;
   void erase(void const* exec);
   std::size_t size() const;
+  /// Executables kept whose replays report something (a memcpy or host node). While there are
+  /// none, a graph launch needs no lookup and no context (pbm's own graphs: a kernel and an event
+  /// record). Lock-free read; exact once put/erase have returned.
+  std::size_t reporting() const noexcept { return reporting_.load(std::memory_order_acquire); }
 
  private:
+  static bool reports(GraphSummary const& s) noexcept { return s.host_nodes > 0 || !s.copies.empty(); }
+  void forget_locked(void const* exec);
   mutable std::mutex mu_;
   std::unordered_map<void const*, std::shared_ptr<GraphSummary const>> by_exec_;
   std::vector<void const*> order_;  // insertion order, for eviction
+  std::atomic<std::size_t> reporting_{0};
 };
 GraphCache& graph_cache();  // never destroyed: callbacks may come during exit
 

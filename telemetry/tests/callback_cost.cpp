@@ -12,6 +12,9 @@
 //   ascii_range       nvtxRangePushA("cost.nvtx") + nvtxRangePop: 2 callbacks
 //   stream_wait       cudaStreamWaitEvent with cuStreamWaitEvent under it, entry and exit: 4
 //                     callbacks, judged as a stream_wait_event sync and counted
+//   pbm_push_graph    what a pbm::push costs since pushes and pops launch their own graphs: the
+//                     pbm::push range around cudaGraphLaunch with cuGraphLaunch under it, of an
+//                     executable pbm never saw instantiated: 6 callbacks
 //
 // Per scenario: --blocks pairs of blocks of --calls calls, attached (telemetry started, count mode)
 // and detached (telemetry::detach(): the stand-in delivers nothing), order alternating (A B, B A,
@@ -149,6 +152,26 @@ int main(int argc, char** argv) {
                          if (d != 0) n += g_api(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuStreamWaitEvent, 0, d, &drv) != 0;
                          if (c != 0) n += g_api(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaStreamWaitEvent_v3020, 0, c, &rt) != 0;
                          return n;
+                       }});
+
+  scenarios.push_back({"pbm_push_graph", 6, [] {
+                         nvtxEventAttributes_t attributes{};
+                         attributes.version = NVTX_VERSION;
+                         attributes.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+                         attributes.messageType = NVTX_MESSAGE_TYPE_REGISTERED;
+                         attributes.message.registered = string_handle(0);
+                         nvtxDomainRangePushEx_params push{kDomain, {&attributes}};
+                         nvtxDomainRangePop_params pop{kDomain};
+                         int n = g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePushEx, &push, nullptr);
+                         cudaGraphLaunch_v10000_params rt{reinterpret_cast<cudaGraphExec_t>(0x7100), nullptr};
+                         cuGraphLaunch_params drv{reinterpret_cast<CUgraphExec>(0x7100), nullptr};
+                         std::uint32_t const c = g_api(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000, 1, 0, &rt);
+                         n += c != 0;
+                         std::uint32_t const d = g_api(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, 1, 0, &drv);
+                         n += d != 0;
+                         if (d != 0) n += g_api(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, 0, d, &drv) != 0;
+                         if (c != 0) n += g_api(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000, 0, c, &rt) != 0;
+                         return n + g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePop, &pop, nullptr);
                        }});
 
   teach_names();  // attached: pbm learns "pbm" and the three messages

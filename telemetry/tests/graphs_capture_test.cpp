@@ -244,6 +244,40 @@ TEST_F(GraphsAndCapture, GraphsWithNothingToReportTakeNoRoomFromTheUsersGraphs) 
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecDestroy, &destroy));
 }
 
+TEST_F(GraphsAndCapture, AGraphThatCameToReportByAnUpdateIsReportedAtItsLaunch) {
+  // Instantiated with nothing to report (as pbm's own push and pop graphs: no memcpy or host node):
+  // while no kept graph reports anything, launches are judged as nothing without a lookup.
+  pbm_fake::FakeGraph empty;
+  empty.count = 0;
+  CUgraphExec exec = reinterpret_cast<CUgraphExec>(0x9400);
+  cuGraphInstantiateWithFlags_params inst{&exec, reinterpret_cast<CUgraph>(&empty), 0};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphInstantiateWithFlags, &inst));
+  std::uint64_t const host0 = syncs(pt::SyncApi::graph_host_node, true);
+  cuGraphLaunch_params launch{exec, nullptr};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
+  EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true), host0);
+  // The same executable updated to a host node: from now on each launch reports it.
+  pbm_fake::FakeNode host;
+  host.type = CU_GRAPH_NODE_TYPE_HOST;
+  pbm_fake::FakeGraph one;
+  one.count = 1;
+  one.nodes[0] = &host;
+  cuGraphExecUpdate_v2_params update{exec, reinterpret_cast<CUgraph>(&one), nullptr};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecUpdate_v2, &update));
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
+  EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 1u);
+  // Updated back to nothing, then to the host node again: counted once more, not lost.
+  cuGraphExecUpdate_v2_params back{exec, reinterpret_cast<CUgraph>(&empty), nullptr};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecUpdate_v2, &back));
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
+  EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 1u);
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecUpdate_v2, &update));
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
+  EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 2u);
+  cuGraphExecDestroy_params destroy{exec};
+  ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecDestroy, &destroy));
+}
+
 TEST_F(GraphsAndCapture, ACallThatBreaksACaptureIsReportedWithItsApiAndStack) {
   std::uint64_t const before = pt::counters().violation_count(pt::Rule::sync_in_capture);
   cudaStreamSynchronize_v3020_params p{at<CUstream_st>(0x6100)};
