@@ -164,7 +164,9 @@ TEST(JsonReport, TotalsAndMergedSeriesSaturateInsteadOfWrapping) {
   pe::remove_source(two);
   EXPECT_EQ(r.at("totals").at("push_records").get<std::uint64_t>(), UINT64_MAX);
   for (json const& s : r.at("metrics").at("pbm_push_records_total").at("samples")) {
-    if (s.at("labels").value("mailbox", "").rfind("wrap_", 0) == 0) EXPECT_EQ(s.at("value").get<std::uint64_t>(), UINT64_MAX);
+    if (s.at("labels").value("mailbox", "").rfind("wrap_", 0) == 0) {
+      EXPECT_EQ(s.at("value").get<std::uint64_t>(), UINT64_MAX);
+    }
   }
 }
 
