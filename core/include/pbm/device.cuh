@@ -23,8 +23,11 @@ __device__ inline bool try_push(MailboxRef ref, void const* rec) { return detail
 /// active == false take part without pushing. Returns true for threads whose record went in.
 /// When the mailbox has room for only some records, the lowest-ranked active threads get in and
 /// the rest are dropped and counted. The reservation goes straight to the atomics (no load of the
-/// free count first: one dependent trip to memory less per warp); against a full mailbox each call
-/// then costs two atomics on the free count instead of one load.
+/// free count first: one dependent trip to memory less per warp) unless a warp of the same block
+/// recently found the mailbox short of room: then it loads the free count first, so that producers
+/// hammering a full mailbox read it rather than hold its line with atomics the consumers' releases
+/// must queue behind. (One 4-byte hint per block, in static shared memory, shared by every mailbox
+/// the block pushes to; it only picks between two correct ways to reserve.)
 __device__ inline bool warp_push(MailboxRef ref, void const* rec, bool active = true) {
   namespace cg = cooperative_groups;
   cg::coalesced_group const g = cg::coalesced_threads();
@@ -34,8 +37,14 @@ __device__ inline bool warp_push(MailboxRef ref, void const* rec, bool active = 
   unsigned const leader = __ffs(want) - 1;                           // first active thread's rank in g
   unsigned long long base = 0, granted = 0;
   if (g.thread_rank() == leader) {
+    // Shared-memory atomics: warps of the block read and write the hint concurrently, by design.
+    // Its first value is whatever the shared memory held: at worst one careful reservation.
+    __shared__ unsigned s_short_of_room;
+    bool const short_before = atomicOr(&s_short_of_room, 0u) != 0;
     uint64_t b = 0;
-    granted = detail::reserve(ref.view(), __popc(want), &b, /*optimistic=*/true);
+    granted = detail::reserve(ref.view(), __popc(want), &b, /*optimistic=*/!short_before);
+    bool const short_now = granted < __popc(want);
+    if (short_now != short_before) atomicExch(&s_short_of_room, short_now ? 1u : 0u);
     base = b;
   }
   granted = g.shfl(granted, leader);
