@@ -178,7 +178,7 @@ __device__ inline void pop_one_block(RingView v, unsigned char* dst, unsigned lo
   __shared__ int s_claimed;
   unsigned const t = threadIdx.x;
   if (t == 0) {
-    HeaderId const id = read_id(*v.header);  // the six loads are in flight together
+    HeaderId const id = read_id(*v.header);  // none of these loads depends on another
     s_from = atomic_ref<uint64_t>(v.header->consume).load(relaxed);
     s_seen = atomic_ref<uint64_t>(v.header->release).load(relaxed);
     s_reserve = atomic_ref<uint64_t>(v.header->reserve).load(relaxed);

@@ -62,10 +62,10 @@ cudaGraphExec_t graph_for(Completion& c, int which, cudaKernelNodeParams const& 
 }
 
 /// One push or pop: a completion from the pool, then its graph (kernel + event record) aimed at this
-/// launch and launched; or, while the stream is being captured or where the graph cannot be made,
-/// one kernel launch and one event record (`captured`: from stream_facts). The launch's own status is checked (not
-/// cudaGetLastError, which would also report an earlier failure of the caller's and costs a runtime
-/// call on every operation).
+/// launch and launched; or, while the stream is being captured (`captured`, from stream_facts) or
+/// where the graph cannot be made, one kernel launch and one event record. The launch's own status
+/// is checked (not cudaGetLastError, which would also report an earlier failure of the caller's and
+/// costs a runtime call on every operation).
 template <class Data>
 OpHandle launch_op(void (*kernel)(MailboxRef, Data, unsigned long long, LaunchTarget), int which, MailboxRef ref,
                    Data data, std::uint64_t records, std::uint32_t stride, int multiprocessors, cudaStream_t stream,
