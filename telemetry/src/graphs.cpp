@@ -104,29 +104,19 @@ std::optional<GraphSummary> inspect_graph(CUgraph graph, MemoryKindOf kind_of) {
 }
 
 void GraphCache::put(void const* exec, GraphSummary summary) {
-  if (summary.complete && summary.copies.empty() && summary.host_nodes == 0) {
+  if (!reports(summary)) {
     erase(exec);  // its replays report nothing, as for an executable never cached: no room taken
     return;
   }
   auto shared = std::make_shared<GraphSummary const>(std::move(summary));
-  bool const reporting = reports(*shared);
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_exec_.find(exec);
-  if (it != by_exec_.end()) {  // updated: the same executable, maybe reporting otherwise now
-    if (reports(*it->second)) reporting_.fetch_sub(1, std::memory_order_acq_rel);
-    it->second = std::move(shared);
-    if (reporting) reporting_.fetch_add(1, std::memory_order_acq_rel);
-    return;
-  }
-  by_exec_.emplace(exec, std::move(shared));
-  if (reporting) reporting_.fetch_add(1, std::memory_order_acq_rel);
+  auto [it, inserted] = by_exec_.insert_or_assign(exec, std::move(shared));
+  (void)it;
+  if (!inserted) return;  // updated: the same executable, still reporting
+  reporting_.fetch_add(1, std::memory_order_acq_rel);
   order_.push_back(exec);
   while (by_exec_.size() > kMaxGraphs && !order_.empty()) {
-    auto const oldest = by_exec_.find(order_.front());
-    if (oldest != by_exec_.end()) {
-      if (reports(*oldest->second)) reporting_.fetch_sub(1, std::memory_order_acq_rel);
-      by_exec_.erase(oldest);
-    }
+    if (by_exec_.erase(order_.front()) != 0) reporting_.fetch_sub(1, std::memory_order_acq_rel);
     order_.erase(order_.begin());
   }
 }
@@ -143,10 +133,8 @@ void GraphCache::erase(void const* exec) {
 }
 
 void GraphCache::forget_locked(void const* exec) {
-  auto it = by_exec_.find(exec);
-  if (it == by_exec_.end()) return;
-  if (reports(*it->second)) reporting_.fetch_sub(1, std::memory_order_acq_rel);
-  by_exec_.erase(it);
+  if (by_exec_.erase(exec) == 0) return;
+  reporting_.fetch_sub(1, std::memory_order_acq_rel);
   order_.erase(std::find(order_.begin(), order_.end(), exec));
 }
 

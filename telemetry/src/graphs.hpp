@@ -40,8 +40,8 @@ struct GraphSummary {
 /// the graph cannot be listed. Makes driver calls: call it from an API callback, never a scrape.
 std::optional<GraphSummary> inspect_graph(CUgraph graph, MemoryKindOf kind_of);
 
-/// What inspect_graph found, per executable graph with something to report (a graph of kernels and
-/// event nodes, such as pbm's own, is not kept). Bounded: past kMaxGraphs executables the oldest is
+/// What inspect_graph found, per executable graph with something to report (a memcpy or host node;
+/// a graph of kernels and event nodes, such as pbm's own, is not kept). Bounded: past kMaxGraphs executables the oldest is
 /// forgotten (its replays then report nothing). Thread-safe.
 class GraphCache {
  public:
@@ -50,9 +50,9 @@ class GraphCache {
   std::shared_ptr<GraphSummary const> get(void const* exec) const;
   void erase(void const* exec);
   std::size_t size() const;
-  /// Executables kept whose replays report something (a memcpy or host node). While there are
-  /// none, a graph launch needs no lookup and no context (pbm's own graphs: a kernel and an event
-  /// record). Lock-free read; exact once put/erase have returned.
+  /// Executables kept (each reports something). While there are none, a graph launch needs no
+  /// lookup and no context (pbm's own graphs: a kernel and an event record). Lock-free read; exact
+  /// once put/erase have returned.
   std::size_t reporting() const noexcept { return reporting_.load(std::memory_order_acquire); }
 
  private:
