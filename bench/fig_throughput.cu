@@ -31,15 +31,23 @@ constexpr unsigned kThreads = 256;
 
 // ------------------------------------------------------------------------------ kernels
 
+/// pbm::warp_push, and warp_push_before below: the kernels are templates over the two.
+struct WarpPush {
+  __device__ bool operator()(MailboxRef box, void const* rec, bool active) const {
+    return pbm::warp_push(box, rec, active);
+  }
+};
+
 // Whole warps loop together (i - lane is warp-uniform): warp_push needs the warp's lanes to call
 // it together; lanes past n take part without pushing.
+template <class Push>
 __global__ void push_warp_kernel(MailboxRef box, std::uint64_t n, unsigned long long* fails) {
   std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
   unsigned const lane = threadIdx.x % 32;
   for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - lane < n; i += step) {
     bool const active = i < n;
     Record64 const r = make_record(i);
-    if (!pbm::warp_push(box, &r, active) && active) atomicAdd(fails, 1ull);
+    if (!Push{}(box, &r, active) && active) atomicAdd(fails, 1ull);
   }
 }
 
@@ -70,25 +78,11 @@ __device__ inline bool warp_push_before(MailboxRef ref, void const* rec, bool ac
   return in;
 }
 
-__global__ void push_warp_before_kernel(MailboxRef box, std::uint64_t n, unsigned long long* fails) {
-  std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
-  unsigned const lane = threadIdx.x % 32;
-  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - lane < n; i += step) {
-    bool const active = i < n;
-    Record64 const r = make_record(i);
-    if (!warp_push_before(box, &r, active) && active) atomicAdd(fails, 1ull);
+struct WarpPushBefore {
+  __device__ bool operator()(MailboxRef box, void const* rec, bool active) const {
+    return warp_push_before(box, rec, active);
   }
-}
-
-__global__ void push_warp_before_template_kernel(MailboxRef box, unsigned char const* tpl, std::uint64_t n,
-                                                     unsigned long long* fails) {
-  std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
-  unsigned const lane = threadIdx.x % 32;
-  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - lane < n; i += step) {
-    bool const active = i < n;
-    if (!warp_push_before(box, tpl, active) && active) atomicAdd(fails, 1ull);
-  }
-}
+};
 
 // Whole blocks loop together (i - threadIdx.x is block-uniform): block_push needs every thread of
 // the block to call it; threads past n take part without pushing.
@@ -118,13 +112,14 @@ __global__ void plain_write_kernel(Record64* out, std::uint64_t n) {
 
 // Scaling over record sizes: every thread pushes (or writes) a copy of one template record held in
 // device memory, with the same per-thread copy pbm uses, so only the ring's work differs.
+template <class Push>
 __global__ void push_warp_template_kernel(MailboxRef box, unsigned char const* tpl, std::uint64_t n,
                                           unsigned long long* fails) {
   std::uint64_t const step = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
   unsigned const lane = threadIdx.x % 32;
   for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i - lane < n; i += step) {
     bool const active = i < n;
-    if (!pbm::warp_push(box, tpl, active) && active) atomicAdd(fails, 1ull);
+    if (!Push{}(box, tpl, active) && active) atomicAdd(fails, 1ull);
   }
 }
 
@@ -217,11 +212,12 @@ PushRun push_throughput(Context& ctx, std::uint32_t stride, std::uint64_t n, int
   PBM_BENCH_CUDA(cudaMemsetAsync(counters.get(), 0, sizeof(CheckCounters), stream));
   unsigned grid[kPushVariants] = {};
   grid[kPlain] = from_registers ? full_grid(ctx, plain_write_kernel) : full_grid(ctx, plain_copy_template_kernel);
-  grid[kWarp] = from_registers ? full_grid(ctx, push_warp_kernel) : full_grid(ctx, push_warp_template_kernel);
+  grid[kWarp] = from_registers ? full_grid(ctx, push_warp_kernel<WarpPush>)
+                               : full_grid(ctx, push_warp_template_kernel<WarpPush>);
   grid[kThread] = from_registers ? full_grid(ctx, push_thread_kernel) : full_grid(ctx, push_thread_template_kernel);
   grid[kBlock] = from_registers ? full_grid(ctx, push_block_kernel) : full_grid(ctx, push_block_template_kernel);
-  grid[kWarpBefore] = from_registers ? full_grid(ctx, push_warp_before_kernel)
-                                  : full_grid(ctx, push_warp_before_template_kernel);
+  grid[kWarpBefore] = from_registers ? full_grid(ctx, push_warp_kernel<WarpPushBefore>)
+                                  : full_grid(ctx, push_warp_template_kernel<WarpPushBefore>);
   Gate gate;
   TimingEvent start, stop;
   WaitPolicy const spin = spin_policy();
@@ -264,10 +260,11 @@ PushRun push_throughput(Context& ctx, std::uint32_t stride, std::uint64_t n, int
           break;
         case kWarp:
           if (from_registers)
-            push_warp_kernel<<<grid[kWarp], kThreads, 0, stream>>>(box.ref(), n, fails.get<unsigned long long>());
-          else
-            push_warp_template_kernel<<<grid[kWarp], kThreads, 0, stream>>>(box.ref(), tpl.get<unsigned char>(), n,
+            push_warp_kernel<WarpPush><<<grid[kWarp], kThreads, 0, stream>>>(box.ref(), n,
                                                                             fails.get<unsigned long long>());
+          else
+            push_warp_template_kernel<WarpPush><<<grid[kWarp], kThreads, 0, stream>>>(
+                box.ref(), tpl.get<unsigned char>(), n, fails.get<unsigned long long>());
           break;
         case kThread:
           if (from_registers)
@@ -285,10 +282,10 @@ PushRun push_throughput(Context& ctx, std::uint32_t stride, std::uint64_t n, int
           break;
         case kWarpBefore:
           if (from_registers)
-            push_warp_before_kernel<<<grid[kWarpBefore], kThreads, 0, stream>>>(box.ref(), n,
+            push_warp_kernel<WarpPushBefore><<<grid[kWarpBefore], kThreads, 0, stream>>>(box.ref(), n,
                                                                                 fails.get<unsigned long long>());
           else
-            push_warp_before_template_kernel<<<grid[kWarpBefore], kThreads, 0, stream>>>(
+            push_warp_template_kernel<WarpPushBefore><<<grid[kWarpBefore], kThreads, 0, stream>>>(
                 box.ref(), tpl.get<unsigned char>(), n, fails.get<unsigned long long>());
           break;
         default:
