@@ -141,6 +141,18 @@ struct TestGraph {
   CUgraph handle() { return reinterpret_cast<CUgraph>(&graph); }
 };
 
+/// A graph of one host node: what an update turns an executable into, in the update tests.
+struct OneHostNode {
+  pbm_fake::FakeNode host;
+  pbm_fake::FakeGraph graph;
+  OneHostNode() {
+    host.type = CU_GRAPH_NODE_TYPE_HOST;
+    graph.count = 1;
+    graph.nodes[0] = &host;
+  }
+  CUgraph handle() { return reinterpret_cast<CUgraph>(&graph); }
+};
+
 }  // namespace
 
 TEST_F(GraphsAndCapture, EachReplayReportsTheGraphsCopiesAndHostNodesAtItsLaunch) {
@@ -205,12 +217,8 @@ TEST_F(GraphsAndCapture, AFailedInstantiateOrAnUpdateIsReadAgain) {
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
   EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true), host0);
   // Updated to a graph with one host node: replays report one.
-  pbm_fake::FakeNode host;
-  host.type = CU_GRAPH_NODE_TYPE_HOST;
-  pbm_fake::FakeGraph one;
-  one.count = 1;
-  one.nodes[0] = &host;
-  cuGraphExecUpdate_v2_params update{exec, reinterpret_cast<CUgraph>(&one), nullptr};
+  OneHostNode one;
+  cuGraphExecUpdate_v2_params update{exec, one.handle(), nullptr};
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecUpdate_v2, &update));
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
   EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 1u);
@@ -257,12 +265,8 @@ TEST_F(GraphsAndCapture, AGraphThatCameToReportByAnUpdateIsReportedAtItsLaunch) 
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
   EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true), host0);
   // The same executable updated to a host node: from now on each launch reports it.
-  pbm_fake::FakeNode host;
-  host.type = CU_GRAPH_NODE_TYPE_HOST;
-  pbm_fake::FakeGraph one;
-  one.count = 1;
-  one.nodes[0] = &host;
-  cuGraphExecUpdate_v2_params update{exec, reinterpret_cast<CUgraph>(&one), nullptr};
+  OneHostNode one;
+  cuGraphExecUpdate_v2_params update{exec, one.handle(), nullptr};
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphExecUpdate_v2, &update));
   ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, &launch));
   EXPECT_EQ(syncs(pt::SyncApi::graph_host_node, true) - host0, 1u);
