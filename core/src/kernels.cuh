@@ -54,13 +54,12 @@ __device__ inline void write_snapshot(RingView v, StatsSnapshot* snap, std::uint
 
 /// Thread 0 of a pop's last block: releases [base, base + k) (bounded: see release_in_order) and
 /// says what to publish. max: what the pop asked for, capped at capacity.
-__device__ inline Published release_pop(RingView v, uint64_t base, uint64_t k, uint64_t max, std::uint32_t error,
-                                        uint64_t seen = ~uint64_t{0}) {
+__device__ inline Published release_pop(RingView v, uint64_t base, uint64_t k, uint64_t max, std::uint32_t error) {
   Published p{base, k, error, 0, 0};
   if (error != 0) return p;
   if (k < max) p.gap = base + k - v.origin + 1;
   uint64_t stalled_at = 0;
-  if (k != 0 && !release_in_order(v, base, k, seen, kReleaseWaitNs, &stalled_at)) {
+  if (k != 0 && !release_in_order(v, base, k, ~uint64_t{0}, kReleaseWaitNs, &stalled_at)) {
     p.error = static_cast<std::uint32_t>(DeviceError::release_stalled);
     p.stalled_at = stalled_at - v.origin;
   }
