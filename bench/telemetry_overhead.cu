@@ -47,6 +47,12 @@
 //           median, the min..max of the children's medians per state, and the ratio of the
 //           medians of the medians (nvtx / none).
 //
+// --neighbour memory:MIB | spin:THREADS runs a noisy neighbour in this process for the in-process
+// measurements (the columns nvtx, count, assert and the attached/detached blocks; not the forked
+// children): `memory` one thread writing one word per 64-byte line over MIB MiB, again and again
+// (evicts the host's caches the way another tenant's job would); `spin` THREADS threads of
+// arithmetic (takes cores and their hyper-thread siblings). Both states of every comparison share it.
+//
 // JSON to --json PATH or env PBM_BENCH_JSON (keys: BENCHMARKS.md, figure 7).
 // Exit status: 0 measured (goals are reported, not enforced), 1 a check failed or a child failed.
 // Without a GPU it prints a line and exits 0.
@@ -61,6 +67,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -70,6 +77,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pt = pbm::telemetry;
@@ -83,6 +91,66 @@ constexpr int kNoDevice = 77;  // child exit code: no CUDA device
 
 enum class LoopKind { small, pipeline };
 
+/// --neighbour's value, checked: "memory:MIB" or "spin:THREADS" (kind "" when none). Bad values exit 2.
+struct NeighbourSpec {
+  std::string kind;
+  long n = 0;
+  static NeighbourSpec parse(std::string const& spec) {
+    auto const colon = spec.find(':');
+    NeighbourSpec s{spec.substr(0, colon), colon == std::string::npos ? 0 : std::atol(spec.c_str() + colon + 1)};
+    if ((s.kind != "memory" && s.kind != "spin") || s.n <= 0 || s.n > (s.kind == "spin" ? 1024 : 1 << 20)) {
+      std::fprintf(stderr,
+                   "telemetry_overhead: --neighbour must be memory:MIB (1..1048576) or spin:THREADS (1..1024), not '%s'\n",
+                   spec.c_str());
+      std::exit(2);
+    }
+    return s;
+  }
+};
+
+/// A noisy neighbour on the host (--neighbour), running from construction to destruction.
+class Neighbour {
+ public:
+  explicit Neighbour(NeighbourSpec const& spec) {
+    std::string const& kind = spec.kind;
+    long const n = spec.n;
+    if (kind.empty()) return;
+    if (kind == "memory") {
+      lines_.assign(static_cast<std::size_t>(n) << 20 >> 6, Line{});
+      threads_.emplace_back([this] {
+        std::uint64_t v = 0;
+        while (!stop_.load(std::memory_order_relaxed))
+          for (Line& line : lines_) line.word = ++v;  // one store per line: every line is fetched and dirtied
+        touched_.store(v, std::memory_order_relaxed);
+      });
+    } else {
+      for (long t = 0; t < n; ++t) {
+        threads_.emplace_back([this] {
+          std::uint64_t x = 88172645463325252ull;
+          while (!stop_.load(std::memory_order_relaxed))
+            for (int i = 0; i < 4096; ++i) x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+          touched_.fetch_add(x & 1, std::memory_order_relaxed);  // keeps the loop's work observable
+        });
+      }
+    }
+  }
+  ~Neighbour() {
+    stop_.store(true, std::memory_order_relaxed);
+    for (std::thread& t : threads_) t.join();
+  }
+  Neighbour(Neighbour const&) = delete;
+  Neighbour& operator=(Neighbour const&) = delete;
+
+ private:
+  struct alignas(64) Line {
+    std::uint64_t word{0};
+  };
+  std::vector<Line> lines_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> touched_{0};
+};
+
 struct Options {
   int iters = 5000;   // per round and column, per block, per child round
   int rounds = 10;
@@ -94,6 +162,8 @@ struct Options {
   bool after = false;
   LoopKind loop = LoopKind::small;
   std::string json;
+  std::string neighbour;    // "" (none), "memory:MIB" or "spin:THREADS"
+  NeighbourSpec neighbour_spec;
 };
 
 /// What one iteration does, for the table and the JSON.
@@ -461,6 +531,10 @@ Options parse(int argc, char** argv) {
     else if (a == "--json") o.json = value("--json");
     else if (a == "--no-fork") o.fork_off = false;
     else if (a == "--after") o.after = true;
+    else if (a == "--neighbour") {
+      o.neighbour = value("--neighbour");
+      o.neighbour_spec = NeighbourSpec::parse(o.neighbour);
+    }
     else if (a == "--loop") {
       std::string const v = value("--loop");
       if (v == "small") o.loop = LoopKind::small;
@@ -473,6 +547,7 @@ Options parse(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--loop small|pipeline] [--iters N] [--rounds R] [--warmup W] [--blocks B]\n"
                    "          [--block-warmup W] [--children C] [--json PATH] [--no-fork] [--after]\n"
+                   "          [--neighbour memory:MIB|spin:THREADS]\n"
                    "  columns: off (forked children, no NVTX tool), nvtx, count, assert, nvtx_after (--after)\n"
                    "  then count mode attached vs detached in B block pairs of N iterations (one process),\n"
                    "  and NVTX tool vs none in C forked children each (--no-fork: neither off nor children)\n"
@@ -531,7 +606,9 @@ int main(int argc, char** argv) {
     off.samples = children.none_samples;
   }
 
-  // 2. This process: NVTX tool = libcupti from the first NVTX call on, as start() arranges.
+  // 2. This process: NVTX tool = libcupti from the first NVTX call on, as start() arranges. A noisy
+  //    neighbour, if asked for, runs from here to the end of the measurements.
+  auto neighbour = std::make_unique<Neighbour>(o.neighbour_spec);
   pt::ensure_nvtx_injection();
   if (!have_device()) {
     std::printf("telemetry_overhead: no CUDA device: skipping (exit 0)\n");
@@ -579,6 +656,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  neighbour.reset();
   for (Column& col : columns) col.s = summarise(col.samples);
   double const base = off.s.n > 0 ? off.s.median_us : 0;
   double const nvtx_base = nvtx.s.median_us;
@@ -607,8 +685,8 @@ int main(int argc, char** argv) {
   double const nvtx_per_iter = blocks.nvtx_per_iteration(o);
   double const per_iter = api_per_iter + nvtx_per_iter;
   double const ns_per_callback = per_iter > 0 ? diff.median * 1e3 / per_iter : 0;
-  std::printf("\ncount mode, attached vs detached, one process: %d block pairs x %d iterations (A B, B A, ...)\n",
-              o.blocks, o.iters);
+  std::printf("\ncount mode, attached vs detached, one process: %d block pairs x %d iterations (A B, B A, ...)%s%s\n",
+              o.blocks, o.iters, o.neighbour.empty() ? "" : ", neighbour ", o.neighbour.c_str());
   std::printf("  block medians us: attached %.3f (%.3f..%.3f), detached %.3f (%.3f..%.3f)\n", att.median, att.min,
               att.max, det.median, det.min, det.max);
   std::printf("  ratio attached/detached per pair: median %.4f, p25..p75 %.4f..%.4f, min..max %.4f..%.4f  (goal <= 1.03: %s)\n",
@@ -642,6 +720,7 @@ int main(int argc, char** argv) {
     out << "{\n  \"benchmark\": \"telemetry_overhead\",\n  \"device\": \"" << prop.name << "\",\n"
         << "  \"loop_kind\": \"" << kind << "\",\n"
         << "  \"loop\": \"" << describe(o.loop) << "\",\n"
+        << "  \"neighbour\": \"" << o.neighbour << "\",\n"
         << "  \"iterations_per_column\": " << o.iters * o.rounds << ",\n  \"rounds\": " << o.rounds
         << ",\n  \"warmup\": " << o.warmup << ",\n  \"columns\": {";
     bool first = true;
