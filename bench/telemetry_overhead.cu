@@ -430,6 +430,8 @@ struct BlockRuns {
   std::uint64_t api_callbacks = 0, nvtx_callbacks = 0;  // handled in all attached blocks
   std::uint64_t first_total = 0;                        // both, in the first attached block
   std::uint64_t syncs = 0;                              // pbm's sync count, all attached blocks
+  // Per attached block, PBM_CUPTI_TIME_CALLBACKS=1 only: ns per iteration inside pbm's handlers.
+  std::vector<double> handler_api_ns, handler_nvtx_ns;
   bool attached_watched = true;   // every attached block: callbacks counted, about the same number each
   bool detached_silent = true;    // no detached block: nothing counted
   bool attach_failed = false;
@@ -483,6 +485,10 @@ BlockRuns run_blocks(Options const& o, Loop& loop) {
       if (first) b.first_total = total;
       b.api_callbacks += api;
       b.nvtx_callbacks += nvtx;
+      if (after.api_callback_ns + after.nvtx_callback_ns > 0) {  // timed (PBM_CUPTI_TIME_CALLBACKS=1)
+        b.handler_api_ns.push_back(static_cast<double>(after.api_callback_ns - before.api_callback_ns) / o.iters);
+        b.handler_nvtx_ns.push_back(static_cast<double>(after.nvtx_callback_ns - before.nvtx_callback_ns) / o.iters);
+      }
       b.attached_us.push_back(summarise(samples).median_us);
     } else {
       if (before.attached || after.attached || api + nvtx != 0) {
@@ -695,6 +701,15 @@ int main(int argc, char** argv) {
               diff.p75);
   std::printf("  callbacks pbm handled per iteration: %.3f API + %.3f NVTX; %.1f ns per intercepted callback\n",
               api_per_iter, nvtx_per_iter, ns_per_callback);
+  Spread const handler_api = spread(blocks.handler_api_ns);
+  Spread const handler_nvtx = spread(blocks.handler_nvtx_ns);
+  bool const timed = !blocks.handler_api_ns.empty();
+  if (timed) {
+    std::printf("  inside pbm's handlers per attached iteration (PBM_CUPTI_TIME_CALLBACKS=1, clock reads included):\n"
+                "    API %.0f ns (p25..p75 %.0f..%.0f) + NVTX %.0f ns (%.0f..%.0f) = %.0f ns of the %.0f ns difference\n",
+                handler_api.median, handler_api.p25, handler_api.p75, handler_nvtx.median, handler_nvtx.p25,
+                handler_nvtx.p75, handler_api.median + handler_nvtx.median, diff.median * 1e3);
+  }
   std::printf("  syncs pbm counted per attached iteration: %.3f\n",
               static_cast<double>(blocks.syncs) / (static_cast<double>(o.iters) * o.blocks));
   std::printf("  checks: every attached block watched: %s; no detached block counted: %s\n",
@@ -748,6 +763,9 @@ int main(int argc, char** argv) {
         << ", \"callbacks_per_iteration\": " << per_iter << ",\n"
         << "    \"ns_per_callback\": " << json_number(ns_per_callback) << ",\n"
         << "    \"syncs_per_iteration\": " << static_cast<double>(blocks.syncs) / (static_cast<double>(o.iters) * o.blocks)
+        << ",\n"
+        << "    \"handler_api_ns_per_iteration\": " << (timed ? json_spread(handler_api) : std::string("null"))
+        << ",\n    \"handler_nvtx_ns_per_iteration\": " << (timed ? json_spread(handler_nvtx) : std::string("null"))
         << ",\n"
         << "    \"attached_blocks_watched\": " << (blocks.attached_watched ? "true" : "false")
         << ", \"detached_blocks_silent\": " << (blocks.detached_silent ? "true" : "false") << "\n  },\n";

@@ -17,6 +17,7 @@
 #include <cupti.h>  // also brings the runtime/driver parameter structs (generated_*_meta.h)
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <dlfcn.h>
 #include <optional>
@@ -113,17 +114,33 @@ class CuptiSource {
   static void CUPTIAPI on_callback(void* self, CUpti_CallbackDomain domain, CUpti_CallbackId cbid, void const* data) {
     auto* source = static_cast<CuptiSource*>(self);
     if (source->closed_.load(std::memory_order_acquire)) return;
+    if (!source->time_callbacks_.load(std::memory_order_relaxed)) {
+      handle(source, domain, cbid, data);
+      return;
+    }
+    auto const t0 = std::chrono::steady_clock::now();
+    ThreadState* const thread = handle(source, domain, cbid, data);
+    auto const ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    if (thread != nullptr)
+      count_callback(domain == CUPTI_CB_DOMAIN_NVTX ? thread->nvtx_callback_ns : thread->api_callback_ns,
+                     static_cast<std::uint64_t>(ns));
+  }
+  /// One callback, counted; the calling thread's state, or nullptr where it could not be had.
+  static ThreadState* handle(CuptiSource* source, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
+                             void const* data) noexcept {
+    ThreadState* thread = nullptr;
     try {  // nothing may unwind into CUPTI or the CUDA call
-      ThreadState& thread = this_thread();
+      thread = &this_thread();
       if (domain == CUPTI_CB_DOMAIN_NVTX) {
-        count_callback(thread.nvtx_callbacks);
-        on_nvtx_callback(thread, cbid, static_cast<CUpti_NvtxData const*>(data));
+        count_callback(thread->nvtx_callbacks);
+        on_nvtx_callback(*thread, cbid, static_cast<CUpti_NvtxData const*>(data));
       } else {
-        count_callback(thread.api_callbacks);
+        count_callback(thread->api_callbacks);
         source->handle_api(domain, cbid, static_cast<CUpti_CallbackData const*>(data));
       }
     } catch (...) {
     }
+    return thread;
   }
   static void CUPTIAPI on_buffer_requested(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records) {
     instance().buffers_.take(buffer, size, max_records);
@@ -144,6 +161,7 @@ class CuptiSource {
   std::atomic<bool> closed_{false};  // exiting, or a forked child: callbacks are ignored from then on
   std::atomic<bool> legacy_rule_{false};
   std::atomic<bool> driver_callbacks_{true};  // PBM_CUPTI_DRIVER_CALLBACKS=0 (measurements) turns them off
+  std::atomic<bool> time_callbacks_{false};   // PBM_CUPTI_TIME_CALLBACKS=1 (measurements) turns it on
   CUpti_SubscriberHandle subscriber_{};
   ActivityBuffers buffers_;
 };
@@ -181,6 +199,7 @@ AttachResult CuptiSource::attach(Settings const& settings) {
   };
   legacy_rule_.store(settings.config.legacy_stream_rule, std::memory_order_release);
   driver_callbacks_.store(settings.driver_callbacks, std::memory_order_release);
+  time_callbacks_.store(settings.time_callbacks, std::memory_order_release);
   if ((r = enable_group(CallbackSpec::Group::always, true)) != CUPTI_SUCCESS) return fail("cuptiEnableCallback", r);
   if (settings.config.legacy_stream_rule && (r = enable_group(CallbackSpec::Group::legacy_rule, true)) != CUPTI_SUCCESS)
     return fail("cuptiEnableCallback (legacy default stream rule)", r);

@@ -41,7 +41,7 @@ std::vector<std::string> split_list(std::string const& text) {
 }  // namespace
 
 Settings resolve(Config const& config) {
-  std::string mode, allow, activity, markers, cupti_path, cuda_home, nvtx_callbacks, driver_callbacks, legacy;
+  std::string mode, allow, activity, markers, cupti_path, cuda_home, nvtx_callbacks, driver_callbacks, time_callbacks, legacy;
   std::optional<std::string> kinds;
   {
     std::lock_guard<std::mutex> lock(env_mu());
@@ -53,6 +53,7 @@ Settings resolve(Config const& config) {
     cuda_home = get("CUDA_HOME");
     nvtx_callbacks = get("PBM_CUPTI_NVTX_CALLBACKS");
     driver_callbacks = get("PBM_CUPTI_DRIVER_CALLBACKS");
+    time_callbacks = get("PBM_CUPTI_TIME_CALLBACKS");
     legacy = get("PBM_LEGACY_STREAM");
     if (char const* v = std::getenv("PBM_CUPTI_KINDS")) kinds = v;
   }
@@ -80,6 +81,7 @@ Settings resolve(Config const& config) {
   s.cupti_kinds = kinds;
   s.nvtx_callbacks = flag(nvtx_callbacks, true);
   s.driver_callbacks = flag(driver_callbacks, true);
+  s.time_callbacks = flag(time_callbacks, false);
   return s;
 }
 

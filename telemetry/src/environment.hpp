@@ -21,13 +21,17 @@ struct Settings {
   /// PBM_CUPTI_DRIVER_CALLBACKS=0: no driver API callbacks (copies and syncs made through the driver
   /// API directly go unseen). For measuring what enabling a domain costs every call; never a default.
   bool driver_callbacks{true};
+  /// PBM_CUPTI_TIME_CALLBACKS=1: time every callback pbm handles (two clock reads each) and add it up
+  /// per domain (Status::api_callback_ns, nvtx_callback_ns). For splitting a loop's cost between
+  /// pbm's handlers and the rest of an intercepted call; never a default.
+  bool time_callbacks{false};
 };
 
 /// Resolves `config` against the environment:
 ///   PBM_MODE (when config.mode is unset), PBM_NVTX_ALLOW (comma-separated, before config's names),
 ///   PBM_CUPTI_ACTIVITY=1 / PBM_CUPTI_MARKERS=1 / PBM_LEGACY_STREAM=1 (or config's flags), PBM_CUPTI_PATH (when
 ///   config.cupti_path is empty), CUDA_HOME, PBM_CUPTI_KINDS, PBM_CUPTI_NVTX_CALLBACKS,
-///   PBM_CUPTI_DRIVER_CALLBACKS.
+///   PBM_CUPTI_DRIVER_CALLBACKS, PBM_CUPTI_TIME_CALLBACKS.
 /// Throws std::invalid_argument naming PBM_MODE and its value when it is not a mode.
 Settings resolve(Config const& config);
 

@@ -184,6 +184,8 @@ Status status() {
   detail::CallbackCounts const handled = detail::callbacks_handled();
   st.api_callbacks = handled.api;
   st.nvtx_callbacks = handled.nvtx;
+  st.api_callback_ns = handled.api_ns;
+  st.nvtx_callback_ns = handled.nvtx_ns;
   return st;
 }
 

@@ -53,7 +53,7 @@ void ThreadState::clear() noexcept {
     cache->generation = 0;
     for (NameCache::Entry& e : cache->entries) e.key = nullptr;
   }
-  // api_callbacks and nvtx_callbacks stay: they are the process's totals.
+  // The callback counts and times stay: they are the process's totals.
 }
 
 std::uint32_t current_thread_id() noexcept {
@@ -109,6 +109,8 @@ CallbackCounts callbacks_handled() noexcept {
   for (ThreadState* s = g_states.load(std::memory_order_acquire); s != nullptr; s = s->next) {
     n.api += s->api_callbacks.load(std::memory_order_relaxed);
     n.nvtx += s->nvtx_callbacks.load(std::memory_order_relaxed);
+    n.api_ns += s->api_callback_ns.load(std::memory_order_relaxed);
+    n.nvtx_ns += s->nvtx_callback_ns.load(std::memory_order_relaxed);
   }
   return n;
 }

@@ -64,6 +64,9 @@ struct ThreadState {
   /// instruction on the hot path), read by anyone; kept when the state is taken over.
   std::atomic<std::uint64_t> api_callbacks{0};
   std::atomic<std::uint64_t> nvtx_callbacks{0};
+  /// Nanoseconds spent in those callbacks, while PBM_CUPTI_TIME_CALLBACKS=1 (measurements); same rules.
+  std::atomic<std::uint64_t> api_callback_ns{0};
+  std::atomic<std::uint64_t> nvtx_callback_ns{0};
 
   /// Empties everything (a state taken over from a dead thread).
   void clear() noexcept;
@@ -96,15 +99,18 @@ void thread_state_after_fork_in_child() noexcept;
 /// Tests: how many states the process has ever allocated (reused ones count once).
 std::size_t thread_states_allocated() noexcept;
 
-/// Adds one to a counter of the calling thread's own state (its owner is the only writer).
-inline void count_callback(std::atomic<std::uint64_t>& counter) noexcept {
-  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+/// Adds `n` to a counter of the calling thread's own state (its owner is the only writer).
+inline void count_callback(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
-/// CUPTI callbacks handled so far by all threads of the process (those gone included).
+/// CUPTI callbacks handled so far by all threads of the process (those gone included), and the
+/// nanoseconds spent in them while timed (PBM_CUPTI_TIME_CALLBACKS=1).
 struct CallbackCounts {
   std::uint64_t api{0};
   std::uint64_t nvtx{0};
+  std::uint64_t api_ns{0};
+  std::uint64_t nvtx_ns{0};
 };
 CallbackCounts callbacks_handled() noexcept;
 

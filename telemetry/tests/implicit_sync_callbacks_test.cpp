@@ -291,3 +291,49 @@ TEST_F(ImplicitSyncCallbacks, MeasurementSwitchesLeaveTheDriverDomainOrNvtxOff) 
   ASSERT_EQ(restart_with("PBM_CUPTI_NVTX_CALLBACKS", nullptr), "");
   EXPECT_NE(nvtx(CUPTI_CBID_NVTX_nvtxRangePop, &pop), 0);
 }
+
+TEST_F(ImplicitSyncCallbacks, TimedCallbacksAddUpTheirTimePerDomainOnlyWhenAskedTo) {
+  using NvtxFn = int (*)(std::uint32_t, void const*);
+  auto const nvtx = pbm_test::fake_cupti_hook<NvtxFn>(PBM_FAKE_CUPTI_PATH, "pbm_fake_cupti_nvtx");
+  ASSERT_NE(nvtx, nullptr);
+  auto restart_timed = [](bool timed) {
+    pt::stop();
+    if (timed) ::setenv("PBM_CUPTI_TIME_CALLBACKS", "1", 1); else ::unsetenv("PBM_CUPTI_TIME_CALLBACKS");
+    return pbm_test::attach_fake_cupti(PBM_FAKE_CUPTI_PATH);
+  };
+  auto some_calls = [&] {  // 100 API callbacks (a sync's entry) and 100 NVTX callbacks
+    nvtxRangePushA_params push{"timed"};
+    nvtxRangePop_params pop{nullptr};
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(call(kRt, CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020));
+      ASSERT_TRUE(call(kDrv, CUPTI_DRIVER_TRACE_CBID_cuCtxSynchronize));
+      ASSERT_NE(nvtx(CUPTI_CBID_NVTX_nvtxRangePushA, &push), 0);
+      ASSERT_NE(nvtx(CUPTI_CBID_NVTX_nvtxRangePop, &pop), 0);
+    }
+  };
+  ASSERT_EQ(restart_timed(false), "");
+  pt::Status const before = pt::status();
+  some_calls();
+  pt::Status const untimed = pt::status();
+  EXPECT_GE(untimed.api_callbacks - before.api_callbacks, 100u);
+  EXPECT_EQ(untimed.nvtx_callbacks - before.nvtx_callbacks, 100u);
+  EXPECT_EQ(untimed.api_callback_ns, before.api_callback_ns) << "not timed unless asked";
+  EXPECT_EQ(untimed.nvtx_callback_ns, before.nvtx_callback_ns);
+
+  ASSERT_EQ(restart_timed(true), "");
+  pt::Status const start = pt::status();
+  some_calls();
+  pt::Status const timed = pt::status();
+  std::uint64_t const api_ns = timed.api_callback_ns - start.api_callback_ns;
+  std::uint64_t const nvtx_ns = timed.nvtx_callback_ns - start.nvtx_callback_ns;
+  EXPECT_GT(api_ns, 0u);
+  EXPECT_GT(nvtx_ns, 0u);
+  // Per callback, between nothing and a millisecond: time, not a count or garbage.
+  EXPECT_LT(api_ns / (timed.api_callbacks - start.api_callbacks), 1000000u);
+  EXPECT_LT(nvtx_ns / (timed.nvtx_callbacks - start.nvtx_callbacks), 1000000u);
+
+  ASSERT_EQ(restart_timed(false), "");
+  pt::Status const again = pt::status();
+  some_calls();
+  EXPECT_EQ(pt::status().api_callback_ns, again.api_callback_ns) << "off again after a start without it";
+}

@@ -87,6 +87,12 @@ struct Status {
   /// an attached loop whose counts do not move was not being watched.
   std::uint64_t api_callbacks{0};
   std::uint64_t nvtx_callbacks{0};
+  /// Nanoseconds spent inside those callbacks (pbm's handlers, from entry to return), counted only
+  /// while attached with PBM_CUPTI_TIME_CALLBACKS=1 (a measurement switch: two clock reads per
+  /// callback); 0 if never timed. With the counts above: what pbm's own code costs per call, as
+  /// against what an attached loop costs in all.
+  std::uint64_t api_callback_ns{0};
+  std::uint64_t nvtx_callback_ns{0};
 };
 
 /// Resolves `config` against the environment (PBM_MODE when config.mode is unset, PBM_NVTX_ALLOW
