@@ -40,7 +40,9 @@
 //           the first attached block's) and no detached block (the counts stayed); else exit 1: a
 //           timing on zeros compares nothing. Goal: median ratio <= 1.03. To split the cost, run
 //           with PBM_CUPTI_NVTX_CALLBACKS=0 and/or PBM_CUPTI_DRIVER_CALLBACKS=0 (measurement
-//           switches; with NVTX callbacks off only status() can say a block was attached).
+//           switches; with NVTX callbacks off only status() can say a block was attached), or with
+//           PBM_CUPTI_TIME_CALLBACKS=1: then the time spent inside pbm's handlers per attached
+//           iteration is reported beside the difference.
 //   NVTX tool vs none (forked children, before the parent touches CUDA): --children children per
 //           state, run one after another in the order none, nvtx, nvtx, none, none, nvtx, ...; each
 //           does the warm-up and --rounds x --iters timed iterations. Reported: each child's
