@@ -69,18 +69,25 @@ void teach_names() {
   }
 }
 
-/// One pbm range (push then pop) with registered message `handle`; callbacks delivered.
-int pbm_range(nvtxStringHandle_t handle) {
+/// Opens a pbm range with registered message `handle` (nvtxDomainRangePushEx); callbacks delivered.
+int pbm_range_push(nvtxStringHandle_t handle) {
   nvtxEventAttributes_t attributes{};
   attributes.version = NVTX_VERSION;
   attributes.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
   attributes.messageType = NVTX_MESSAGE_TYPE_REGISTERED;
   attributes.message.registered = handle;
   nvtxDomainRangePushEx_params push{kDomain, {&attributes}};
-  nvtxDomainRangePop_params pop{kDomain};
-  return g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePushEx, &push, nullptr) +
-         g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePop, &pop, nullptr);
+  return g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePushEx, &push, nullptr);
 }
+
+/// Closes the innermost pbm range (nvtxDomainRangePop); callbacks delivered.
+int pbm_range_pop() {
+  nvtxDomainRangePop_params pop{kDomain};
+  return g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePop, &pop, nullptr);
+}
+
+/// One pbm range (push then pop) with registered message `handle`; callbacks delivered.
+int pbm_range(nvtxStringHandle_t handle) { return pbm_range_push(handle) + pbm_range_pop(); }
 
 struct Scenario {
   char const* name;
@@ -155,14 +162,7 @@ int main(int argc, char** argv) {
                        }});
 
   scenarios.push_back({"pbm_push_graph", 6, [] {
-                         nvtxEventAttributes_t attributes{};
-                         attributes.version = NVTX_VERSION;
-                         attributes.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
-                         attributes.messageType = NVTX_MESSAGE_TYPE_REGISTERED;
-                         attributes.message.registered = string_handle(0);
-                         nvtxDomainRangePushEx_params push{kDomain, {&attributes}};
-                         nvtxDomainRangePop_params pop{kDomain};
-                         int n = g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePushEx, &push, nullptr);
+                         int n = pbm_range_push(string_handle(0));
                          cudaGraphLaunch_v10000_params rt{reinterpret_cast<cudaGraphExec_t>(0x7100), nullptr};
                          cuGraphLaunch_params drv{reinterpret_cast<CUgraphExec>(0x7100), nullptr};
                          std::uint32_t const c = g_api(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000, 1, 0, &rt);
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
                          n += d != 0;
                          if (d != 0) n += g_api(CUPTI_CB_DOMAIN_DRIVER_API, CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, 0, d, &drv) != 0;
                          if (c != 0) n += g_api(CUPTI_CB_DOMAIN_RUNTIME_API, CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000, 0, c, &rt) != 0;
-                         return n + g_nvtx(CUPTI_CBID_NVTX_nvtxDomainRangePop, &pop, nullptr);
+                         return n + pbm_range_pop();
                        }});
 
   teach_names();  // attached: pbm learns "pbm" and the three messages
