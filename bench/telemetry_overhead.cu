@@ -95,11 +95,12 @@ enum class LoopKind { small, pipeline };
 
 /// --neighbour's value, checked: "memory:MIB" or "spin:THREADS" (kind "" when none). Bad values exit 2.
 struct NeighbourSpec {
+  std::string text;  // as given, for the report
   std::string kind;
   long n = 0;
   static NeighbourSpec parse(std::string const& spec) {
     auto const colon = spec.find(':');
-    NeighbourSpec s{spec.substr(0, colon), colon == std::string::npos ? 0 : std::atol(spec.c_str() + colon + 1)};
+    NeighbourSpec s{spec, spec.substr(0, colon), colon == std::string::npos ? 0 : std::atol(spec.c_str() + colon + 1)};
     if ((s.kind != "memory" && s.kind != "spin") || s.n <= 0 || s.n > (s.kind == "spin" ? 1024 : 1 << 20)) {
       std::fprintf(stderr,
                    "telemetry_overhead: --neighbour must be memory:MIB (1..1048576) or spin:THREADS (1..1024), not '%s'\n",
@@ -123,7 +124,6 @@ class Neighbour {
         std::uint64_t v = 0;
         while (!stop_.load(std::memory_order_relaxed))
           for (Line& line : lines_) line.word = ++v;  // one store per line: every line is fetched and dirtied
-        touched_.store(v, std::memory_order_relaxed);
       });
     } else {
       for (long t = 0; t < n; ++t) {
@@ -131,7 +131,7 @@ class Neighbour {
           std::uint64_t x = 88172645463325252ull;
           while (!stop_.load(std::memory_order_relaxed))
             for (int i = 0; i < 4096; ++i) x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-          touched_.fetch_add(x & 1, std::memory_order_relaxed);  // keeps the loop's work observable
+          sink_.fetch_add(x & 1, std::memory_order_relaxed);  // keeps the loop's work observable
         });
       }
     }
@@ -150,7 +150,7 @@ class Neighbour {
   std::vector<Line> lines_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> touched_{0};
+  std::atomic<std::uint64_t> sink_{0};  // spin: the threads' results, so their work is not optimised away
 };
 
 struct Options {
@@ -164,8 +164,7 @@ struct Options {
   bool after = false;
   LoopKind loop = LoopKind::small;
   std::string json;
-  std::string neighbour;    // "" (none), "memory:MIB" or "spin:THREADS"
-  NeighbourSpec neighbour_spec;
+  NeighbourSpec neighbour;  // --neighbour; kind "" for none
 };
 
 /// What one iteration does, for the table and the JSON.
@@ -539,10 +538,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--json") o.json = value("--json");
     else if (a == "--no-fork") o.fork_off = false;
     else if (a == "--after") o.after = true;
-    else if (a == "--neighbour") {
-      o.neighbour = value("--neighbour");
-      o.neighbour_spec = NeighbourSpec::parse(o.neighbour);
-    }
+    else if (a == "--neighbour") o.neighbour = NeighbourSpec::parse(value("--neighbour"));
     else if (a == "--loop") {
       std::string const v = value("--loop");
       if (v == "small") o.loop = LoopKind::small;
@@ -616,7 +612,7 @@ int main(int argc, char** argv) {
 
   // 2. This process: NVTX tool = libcupti from the first NVTX call on, as start() arranges. A noisy
   //    neighbour, if asked for, runs from here to the end of the measurements.
-  auto neighbour = std::make_unique<Neighbour>(o.neighbour_spec);
+  auto neighbour = std::make_unique<Neighbour>(o.neighbour);
   pt::ensure_nvtx_injection();
   if (!have_device()) {
     std::printf("telemetry_overhead: no CUDA device: skipping (exit 0)\n");
@@ -694,7 +690,7 @@ int main(int argc, char** argv) {
   double const per_iter = api_per_iter + nvtx_per_iter;
   double const ns_per_callback = per_iter > 0 ? diff.median * 1e3 / per_iter : 0;
   std::printf("\ncount mode, attached vs detached, one process: %d block pairs x %d iterations (A B, B A, ...)%s%s\n",
-              o.blocks, o.iters, o.neighbour.empty() ? "" : ", neighbour ", o.neighbour.c_str());
+              o.blocks, o.iters, o.neighbour.text.empty() ? "" : ", neighbour ", o.neighbour.text.c_str());
   std::printf("  block medians us: attached %.3f (%.3f..%.3f), detached %.3f (%.3f..%.3f)\n", att.median, att.min,
               att.max, det.median, det.min, det.max);
   std::printf("  ratio attached/detached per pair: median %.4f, p25..p75 %.4f..%.4f, min..max %.4f..%.4f  (goal <= 1.03: %s)\n",
@@ -737,7 +733,7 @@ int main(int argc, char** argv) {
     out << "{\n  \"benchmark\": \"telemetry_overhead\",\n  \"device\": \"" << prop.name << "\",\n"
         << "  \"loop_kind\": \"" << kind << "\",\n"
         << "  \"loop\": \"" << describe(o.loop) << "\",\n"
-        << "  \"neighbour\": \"" << o.neighbour << "\",\n"
+        << "  \"neighbour\": \"" << o.neighbour.text << "\",\n"
         << "  \"iterations_per_column\": " << o.iters * o.rounds << ",\n  \"rounds\": " << o.rounds
         << ",\n  \"warmup\": " << o.warmup << ",\n  \"columns\": {";
     bool first = true;
